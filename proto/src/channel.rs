@@ -1,0 +1,222 @@
+//! One channel's state: its two directions, their queues and their credit.
+//!
+//! The session owns every `Channel` and decides what frames mean; this file only keeps the
+//! per-channel bookkeeping consistent (what may be sent next, what the application may read).
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::error::ChannelError;
+use crate::flow::{RecvWindow, SendCredit};
+use crate::frame::{Data, Frame, Open};
+use crate::id::ChannelId;
+
+/// The sending direction.
+///
+/// ```text
+///          finish()              FIN transmitted
+///   Open ------------> Finishing ---------------> Finished
+///     |                    |
+///     +--------------------+--- RESET sent or received, session error ---> Reset
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendState {
+    Open,
+    Finishing,
+    Finished,
+    Reset,
+}
+
+/// The receiving direction.
+///
+/// ```text
+///          FIN received
+///   Open --------------> Finished
+///     |
+///     +--- RESET sent or received, session error ---> Reset
+/// ```
+/// Data buffered before `Finished` stays readable; `Reset` drops it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecvState {
+    Open,
+    Finished,
+    Reset,
+}
+
+/// A piece of a message handed to the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// The bytes.
+    pub data: Bytes,
+    /// Whether these bytes end a message.
+    pub eom: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Channel {
+    pub(crate) id: ChannelId,
+    /// Route and metadata of an OPEN this end has not transmitted yet.
+    pub(crate) pending_open: Option<(String, Bytes)>,
+
+    pub(crate) send: SendState,
+    send_queue: VecDeque<Bytes>,
+    send_offset: usize,
+    pub(crate) queued: usize,
+    pub(crate) credit: SendCredit,
+    /// Emit `Writable` once `queued` drops to this many bytes or fewer.
+    pub(crate) wake_writer_at: Option<usize>,
+
+    pub(crate) recv: RecvState,
+    recv_queue: VecDeque<Chunk>,
+    pub(crate) buffered: usize,
+    pub(crate) window: RecvWindow,
+    /// Bytes of the incoming message received so far.
+    pub(crate) msg_len: usize,
+    /// Credit read by the application and not yet sent in a WINDOW frame.
+    pub(crate) credit_owed: u32,
+
+    /// Why the channel failed, once it has.
+    pub(crate) error: Option<ChannelError>,
+    /// The application dropped its handle: free the state once the wire is done with it.
+    pub(crate) released: bool,
+    /// Counted against the concurrency limit of its opener's peer.
+    pub(crate) counted: bool,
+    /// Queued in the session's round-robin of channels with something to send.
+    pub(crate) scheduled: bool,
+    /// Queued in the session's list of channels owing a WINDOW frame.
+    pub(crate) owes_window: bool,
+}
+
+impl Channel {
+    pub(crate) fn new(id: ChannelId, send_credit: u32, recv_window: u32) -> Self {
+        Channel {
+            id,
+            pending_open: None,
+            send: SendState::Open,
+            send_queue: VecDeque::new(),
+            send_offset: 0,
+            queued: 0,
+            credit: SendCredit::new(send_credit),
+            wake_writer_at: None,
+            recv: RecvState::Open,
+            recv_queue: VecDeque::new(),
+            buffered: 0,
+            window: RecvWindow::new(recv_window),
+            msg_len: 0,
+            credit_owed: 0,
+            error: None,
+            released: false,
+            counted: true,
+            scheduled: false,
+            owes_window: false,
+        }
+    }
+
+    /// Both directions are over on the wire (FIN or RESET each way).
+    pub(crate) fn wire_done(&self) -> bool {
+        matches!(self.send, SendState::Finished | SendState::Reset)
+            && matches!(self.recv, RecvState::Finished | RecvState::Reset)
+    }
+
+    /// Nothing is left for anyone: the state can be freed.
+    pub(crate) fn removable(&self) -> bool {
+        self.released && self.wire_done() && self.pending_open.is_none()
+    }
+
+    pub(crate) fn enqueue(&mut self, msg: Bytes) {
+        self.queued += msg.len();
+        self.send_queue.push_back(msg);
+    }
+
+    /// Whether the channel can put a frame on the wire now.
+    pub(crate) fn sendable(&self) -> bool {
+        if self.pending_open.is_some() {
+            return true;
+        }
+        match self.send {
+            SendState::Open | SendState::Finishing => match self.send_queue.front() {
+                // An empty message needs no credit.
+                Some(front) => front.len() == self.send_offset || self.credit.available() > 0,
+                None => self.send == SendState::Finishing,
+            },
+            SendState::Finished | SendState::Reset => false,
+        }
+    }
+
+    /// Builds the next frame: the OPEN if not yet sent, else DATA, with at most `max_payload`
+    /// bytes and no more than the credit. FIN rides on the frame that empties a finishing queue.
+    pub(crate) fn next_frame(&mut self, max_payload: usize) -> Frame {
+        let mut payload = Bytes::new();
+        let mut eom = false;
+        if matches!(self.send, SendState::Open | SendState::Finishing) {
+            if let Some(front) = self.send_queue.front() {
+                let n = (front.len() - self.send_offset)
+                    .min(self.credit.available())
+                    .min(max_payload);
+                payload = front.slice(self.send_offset..self.send_offset + n);
+                self.send_offset += n;
+                self.credit.spend(n);
+                self.queued -= n;
+                eom = self.send_offset == front.len();
+                if eom {
+                    self.send_queue.pop_front();
+                    self.send_offset = 0;
+                }
+            }
+        }
+        let fin = self.send == SendState::Finishing && self.send_queue.is_empty();
+        if fin {
+            self.send = SendState::Finished;
+        }
+        let id = self.id;
+        match self.pending_open.take() {
+            Some((route, metadata)) => Frame::Open(Open { id, route, metadata, eom, fin, payload }),
+            None => Frame::Data(Data { id, eom, fin, payload }),
+        }
+    }
+
+    /// Drops everything queued for sending (after a reset).
+    pub(crate) fn clear_send(&mut self) {
+        self.send_queue.clear();
+        self.send_offset = 0;
+        self.queued = 0;
+    }
+
+    pub(crate) fn push_recv(&mut self, data: Bytes, eom: bool) {
+        if data.is_empty() && !eom {
+            return;
+        }
+        self.buffered += data.len();
+        self.recv_queue.push_back(Chunk { data, eom });
+    }
+
+    /// Drops unread data (after a reset).
+    pub(crate) fn clear_recv(&mut self) {
+        self.recv_queue.clear();
+        self.buffered = 0;
+    }
+
+    /// Takes up to `max` bytes of the first buffered chunk.
+    pub(crate) fn pop_recv(&mut self, max: usize) -> Option<Chunk> {
+        let front = self.recv_queue.front_mut()?;
+        if front.data.len() > max {
+            let data = front.data.split_to(max);
+            self.buffered -= data.len();
+            return Some(Chunk { data, eom: false });
+        }
+        let chunk = self.recv_queue.pop_front()?;
+        self.buffered -= chunk.data.len();
+        Some(chunk)
+    }
+
+    /// Marks both directions reset and drops both queues.
+    pub(crate) fn set_reset(&mut self, error: ChannelError) {
+        self.send = SendState::Reset;
+        self.recv = RecvState::Reset;
+        self.pending_open = None;
+        self.clear_send();
+        self.clear_recv();
+        self.error.get_or_insert(error);
+    }
+}

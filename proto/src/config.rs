@@ -1,0 +1,101 @@
+//! Every limit of a session, with its default and the reason for it.
+
+use std::time::Duration;
+
+use crate::budget::Budget;
+use crate::settings::Settings;
+
+/// Limits and timers of one session. Every field has a documented default; the defaults are
+/// what [`Config::default`] returns.
+///
+/// The first five fields are announced to the peer in SETTINGS; the rest are local policy.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Credit each channel grants the peer, in bytes, and the most a channel buffers unread.
+    /// Default 256 KiB: yamux's window, enough for loopback bandwidth × RTT; the worst-case
+    /// receive memory of a session is `max_channels × initial_window` (64 MiB by default).
+    /// At least 65536 (the spec minimum).
+    pub initial_window: u32,
+    /// Largest frame payload this end accepts; also the most this end puts in one frame.
+    /// Default 16 KiB: HTTP/2's frame size; it bounds how long a bulk channel delays a small
+    /// message to about one frame. At least 16384.
+    pub max_frame_payload: u32,
+    /// Largest message this end accepts, reassembled. Default 16 MiB. At least 1 MiB.
+    pub max_message_size: u32,
+    /// Most channels opened by the peer that may be open at once; more are refused with LIMIT.
+    /// Default 256, within the 100–512 of HTTP/2 servers.
+    pub max_channels: u32,
+    /// Most bytes of metadata an incoming OPEN may carry; more is refused with LIMIT before
+    /// anything is allocated for it. Default 16 KiB.
+    pub max_metadata: u32,
+    /// Incoming channels waiting for the application to accept them; more are refused with
+    /// REFUSED. Default 256.
+    pub accept_backlog: usize,
+    /// Bytes a channel queues for sending before `send` waits. Default 256 KiB, one window:
+    /// enough to keep the peer's window full, and a bound on memory per channel.
+    pub send_buffer: u32,
+    /// Time between PINGs; `None` sends none (no keepalive, no RTT). Default 15 s.
+    pub keepalive_interval: Option<Duration>,
+    /// How long a PING may go unanswered before the session ends with TIMEOUT. Default 15 s,
+    /// so a half-open peer is detected within 30 s.
+    pub keepalive_timeout: Duration,
+    /// How long a GOAWAY waits for open channels to finish before it ends them. Default 10 s.
+    pub drain_timeout: Duration,
+    /// RESET frames the peer may send: burst and refill per second. Past it the session ends
+    /// with LIMIT (rapid reset, CVE-2023-44487). Default 1000 burst, 100/s (nghttp2: 1000, 33/s).
+    pub remote_reset_budget: Budget,
+    /// Channels this end resets or refuses because of the peer (refused opens, data after FIN,
+    /// oversize messages). Past it the session ends with LIMIT (CVE-2019-9514). Default 1000
+    /// burst, 100/s; h2 caps locally caused resets at 1024.
+    pub local_reset_budget: Budget,
+    /// Zero-length DATA frames without FIN the peer may send in a row before the session ends
+    /// with LIMIT (CVE-2019-9518); any DATA with payload resets the count. Default 1000.
+    pub max_empty_frames: u32,
+    /// Control frames (RESETs) queued for sending before the session ends with LIMIT: a peer
+    /// that provokes replies but does not read them (CVE-2019-9515). Default 1024.
+    pub max_control_queue: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            initial_window: 256 * 1024,
+            max_frame_payload: 16 * 1024,
+            max_message_size: 16 * 1024 * 1024,
+            max_channels: 256,
+            max_metadata: 16 * 1024,
+            accept_backlog: 256,
+            send_buffer: 256 * 1024,
+            keepalive_interval: Some(Duration::from_secs(15)),
+            keepalive_timeout: Duration::from_secs(15),
+            drain_timeout: Duration::from_secs(10),
+            remote_reset_budget: Budget { burst: 1000, per_second: 100 },
+            local_reset_budget: Budget { burst: 1000, per_second: 100 },
+            max_empty_frames: 1000,
+            max_control_queue: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// The settings this end announces, raised to the spec minimums where the config is lower.
+    pub fn settings(&self) -> Settings {
+        let d = Settings::DEFAULT;
+        Settings {
+            version: d.version,
+            initial_window: self.initial_window.max(d.initial_window),
+            max_frame_payload: self.max_frame_payload.max(d.max_frame_payload),
+            max_message_size: self.max_message_size.max(d.max_message_size),
+            max_channels: self.max_channels,
+        }
+    }
+
+    /// The largest WebSocket message a peer may send under this config: the header, an OPEN's
+    /// route and (maximal, u16-bounded) metadata, and a full frame payload. Set the WebSocket
+    /// layer's message limit to this so oversize messages fail there, before allocation.
+    pub fn max_ws_message(&self) -> usize {
+        let s = self.settings();
+        crate::frame::HEADER_LEN + crate::frame::MAX_OPEN_OVERHEAD + s.max_frame_payload as usize
+    }
+}

@@ -1,0 +1,905 @@
+//! The session state machine: every channel of one connection, the scheduler, the limits.
+//!
+//! A [`Session`] is driven from outside, in this order each round:
+//!
+//! 1. input: [`Session::handle_message`] for each received WebSocket binary message,
+//!    [`Session::handle_text`], [`Session::handle_transport_closed`], and
+//!    [`Session::handle_timeout`] when the instant from [`Session::poll_timeout`] passes;
+//! 2. commands from the application: [`Session::open`], [`Session::send`], [`Session::read`],
+//!    [`Session::finish`], [`Session::reset`], [`Session::accept`], [`Session::release`],
+//!    [`Session::close`];
+//! 3. output: [`Session::poll_transmit`] until `None` (each result is one WebSocket binary
+//!    message), [`Session::poll_event`] until `None`, then [`Session::poll_timeout`].
+//!
+//! Nothing here blocks, allocates without a bound the peer controls, or panics on peer input.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::budget::Bucket;
+use crate::channel::{Channel, Chunk, RecvState, SendState};
+use crate::code::ErrorCode;
+use crate::config::Config;
+use crate::error::{ChannelError, OpenError, SessionError};
+use crate::frame::{self, Frame, Open};
+use crate::id::{ChannelId, Side};
+use crate::keepalive::Keepalive;
+use crate::settings::{Settings, VERSION};
+
+/// Something the application may want to react to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// An incoming channel waits in the accept queue.
+    Incoming,
+    /// The channel has data, an end, or an error to read.
+    Readable(ChannelId),
+    /// The channel's send buffer drained to where its writer asked to be woken, or it failed.
+    Writable(ChannelId),
+    /// Fewer local channels are open than the peer allows, or the session ended.
+    OpenCapacity,
+    /// The peer sent GOAWAY: no new channels; channels it accepted still finish.
+    GoAway {
+        /// The peer's code.
+        code: ErrorCode,
+        /// The peer's reason.
+        reason: String,
+    },
+    /// The session ended; [`Session::error`] says whether cleanly.
+    Closed,
+}
+
+/// An incoming channel waiting to be accepted or refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// The channel's id.
+    pub id: ChannelId,
+    /// The route the opener asked for.
+    pub route: String,
+    /// The opener's metadata.
+    pub metadata: Bytes,
+}
+
+/// The result of [`Session::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// Bytes of a message.
+    Chunk(Chunk),
+    /// Nothing yet; a [`Event::Readable`] follows when there is.
+    Pending,
+    /// The peer finished its direction and everything was read.
+    End,
+}
+
+/// Counters of one session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Frames (WebSocket messages) transmitted.
+    pub frames_sent: u64,
+    /// Frames received.
+    pub frames_received: u64,
+    /// Bytes of frames transmitted, headers included.
+    pub bytes_sent: u64,
+    /// Bytes of frames received, headers included.
+    pub bytes_received: u64,
+    /// Channels this end opened.
+    pub channels_opened: u64,
+    /// Channels the peer opened (accepted into the backlog).
+    pub channels_accepted: u64,
+    /// Opens of the peer refused by this end before the application saw them.
+    pub opens_refused: u64,
+    /// RESET frames sent.
+    pub resets_sent: u64,
+    /// RESET frames received.
+    pub resets_received: u64,
+    /// The latest round-trip time measured with PING.
+    pub rtt: Option<std::time::Duration>,
+    /// The smoothed round-trip time (7/8 old + 1/8 new).
+    pub smoothed_rtt: Option<std::time::Duration>,
+}
+
+/// Where the session is in its life.
+///
+/// ```text
+///          close() / GOAWAY received            last channel done or drain deadline
+///   Open ------------------------------> Draining -----------------------------------> Closed
+///     |                                     |
+///     +-------------------------------------+--- peer violation, keepalive timeout,
+///                                                transport closed ---------------------> Closed
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    Draining,
+    Closed,
+}
+
+/// The protocol state of one connection. See the module documentation for the calling order.
+#[derive(Debug)]
+pub struct Session {
+    side: Side,
+    config: Config,
+    local: Settings,
+    peer: Settings,
+    settings_received: bool,
+    state: State,
+    error: Option<SessionError>,
+    /// The peer's GOAWAY error, which explains a transport close that follows it.
+    peer_goaway: Option<SessionError>,
+
+    channels: HashMap<ChannelId, Channel>,
+    next_local_id: Option<ChannelId>,
+    last_local_id: u32,
+    last_peer_id: u32,
+    local_count: u32,
+    peer_count: u32,
+    accept_queue: VecDeque<Incoming>,
+    goaway_received: bool,
+    drain_deadline: Option<Instant>,
+
+    control: VecDeque<Frame>,
+    pong: Option<[u8; 8]>,
+    window_queue: VecDeque<ChannelId>,
+    ready: VecDeque<ChannelId>,
+    events: VecDeque<Event>,
+    keepalive: Keepalive,
+
+    remote_resets: Bucket,
+    local_resets: Bucket,
+    empty_frames: u32,
+    stats: Stats,
+}
+
+impl Session {
+    /// A new session for `side`. Its SETTINGS (and a first PING, if keepalive is on) are
+    /// queued at once; channels may be opened before the peer's SETTINGS arrive.
+    pub fn new(side: Side, config: Config, now: Instant) -> Self {
+        let local = config.settings();
+        let keepalive = Keepalive::new(config.keepalive_interval, config.keepalive_timeout);
+        let mut control = VecDeque::new();
+        control.push_back(Frame::Settings(local));
+        Session {
+            side,
+            local,
+            peer: Settings::DEFAULT,
+            settings_received: false,
+            state: State::Open,
+            error: None,
+            peer_goaway: None,
+            channels: HashMap::new(),
+            next_local_id: Some(side.first_id()),
+            last_local_id: 0,
+            last_peer_id: 0,
+            local_count: 0,
+            peer_count: 0,
+            accept_queue: VecDeque::new(),
+            goaway_received: false,
+            drain_deadline: None,
+            control,
+            pong: None,
+            window_queue: VecDeque::new(),
+            ready: VecDeque::new(),
+            events: VecDeque::new(),
+            keepalive,
+            remote_resets: Bucket::new(config.remote_reset_budget, now),
+            local_resets: Bucket::new(config.local_reset_budget, now),
+            empty_frames: 0,
+            stats: Stats::default(),
+            config,
+        }
+    }
+
+    // ----- queries -----
+
+    /// Which end this session is.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The peer's settings (the spec defaults until its SETTINGS arrive).
+    pub fn peer_settings(&self) -> &Settings {
+        &self.peer
+    }
+
+    /// Whether the session has ended; the frames still queued (a GOAWAY) should be sent, then
+    /// the WebSocket closed with [`Session::close_code`].
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Whether the session is draining or closed: no new channels either way.
+    pub fn is_closing(&self) -> bool {
+        self.state != State::Open
+    }
+
+    /// Why the session ended, if not cleanly (`None` while open or after a clean close).
+    pub fn error(&self) -> Option<&SessionError> {
+        self.error.as_ref()
+    }
+
+    /// The WebSocket close code that fits how the session ended (RFC 6455 section 7.4.1).
+    pub fn close_code(&self) -> u16 {
+        match self.error.as_ref().map(SessionError::code) {
+            None | Some(ErrorCode::NO_ERROR) => 1000,
+            Some(ErrorCode::PROTOCOL | ErrorCode::FLOW_CONTROL | ErrorCode::VERSION) => 1002,
+            Some(ErrorCode::LIMIT) => 1008,
+            Some(_) => 1011,
+        }
+    }
+
+    /// Counters, with the round-trip time.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            rtt: self.keepalive.latest_rtt,
+            smoothed_rtt: self.keepalive.smoothed_rtt,
+            ..self.stats.clone()
+        }
+    }
+
+    /// Channels whose state is still held (open on the wire or not yet released).
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Channels open on the wire: (opened by this end, opened by the peer).
+    pub fn open_channels(&self) -> (u32, u32) {
+        (self.local_count, self.peer_count)
+    }
+
+    // ----- input -----
+
+    /// Handles one received WebSocket binary message.
+    pub fn handle_message(&mut self, now: Instant, msg: Bytes) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.stats.frames_received += 1;
+        self.stats.bytes_received += msg.len() as u64;
+        match Frame::decode(msg) {
+            Ok(frame) => self.handle_frame(now, frame),
+            Err(e) => self.fail(SessionError::from_decode(&e)),
+        }
+    }
+
+    /// Handles a WebSocket text message: a protocol error (wsmux frames are binary).
+    pub fn handle_text(&mut self) {
+        self.violation(ErrorCode::PROTOCOL, "text message received; wsmux frames are binary");
+    }
+
+    /// Handles the end of the transport. Channels the peer had finished stay readable; every
+    /// other channel fails with [`SessionError::ConnectionLost`] (or the peer's GOAWAY error).
+    pub fn handle_transport_closed(&mut self, reason: &str) {
+        if self.state == State::Closed {
+            return;
+        }
+        let err = self
+            .peer_goaway
+            .clone()
+            .unwrap_or_else(|| SessionError::ConnectionLost(reason.to_owned()));
+        let active = self.local_count + self.peer_count > 0;
+        let graceful = self.state == State::Draining && !active;
+        self.control.clear();
+        self.close_channels(&err);
+        self.enter_closed(if graceful { None } else { Some(err) });
+    }
+
+    /// Handles the passing of time: keepalive and drain deadlines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        if let Err(timeout) = self.keepalive.on_timeout(now) {
+            self.fail(SessionError::KeepaliveTimeout(timeout));
+            return;
+        }
+        if self.drain_deadline.is_some_and(|d| now >= d) {
+            let err = self.peer_goaway.clone().unwrap_or(SessionError::LocallyClosed);
+            self.close_channels(&err);
+            self.enter_closed(None);
+        }
+    }
+
+    fn handle_frame(&mut self, now: Instant, frame: Frame) {
+        if !self.settings_received {
+            return match frame {
+                Frame::Settings(s) => self.on_settings(s),
+                _ => self.violation(ErrorCode::PROTOCOL, "first frame is not SETTINGS"),
+            };
+        }
+        match frame {
+            Frame::Settings(_) => self.violation(ErrorCode::PROTOCOL, "second SETTINGS frame"),
+            Frame::Data(d) => self.on_data(now, d.id, d.payload, d.eom, d.fin),
+            Frame::Open(o) => self.on_open(now, o),
+            Frame::Window { id, increment } => self.on_window(id, increment),
+            Frame::Reset { id, code, reason } => self.on_reset(now, id, code, reason),
+            Frame::Ping { ack: false, payload } => self.pong = Some(payload),
+            Frame::Ping { ack: true, payload } => self.keepalive.on_pong(now, payload),
+            Frame::GoAway { last_id, code, reason } => self.on_goaway(now, last_id, code, reason),
+            Frame::Extension { .. } => {}
+        }
+    }
+
+    fn on_settings(&mut self, s: Settings) {
+        if s.version != VERSION {
+            let reason = format!("unsupported version {}; this end speaks {VERSION}", s.version);
+            return self.violation(ErrorCode::VERSION, &reason);
+        }
+        if let Err(why) = s.validate() {
+            return self.violation(ErrorCode::PROTOCOL, why);
+        }
+        // Channels opened before the SETTINGS assumed the default window; top them up.
+        let delta = s.initial_window - self.peer.initial_window;
+        let mut overflow = false;
+        for ch in self.channels.values_mut() {
+            overflow |= !ch.credit.grant(delta);
+        }
+        if overflow {
+            return self.violation(ErrorCode::FLOW_CONTROL, "initial window overflows credit");
+        }
+        self.peer = s;
+        self.settings_received = true;
+        let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
+        for id in ids {
+            self.schedule(id);
+        }
+        self.events.push_back(Event::OpenCapacity);
+    }
+
+    fn on_open(&mut self, now: Instant, open: Open) {
+        let Open { id, route, metadata, eom, fin, payload } = open;
+        if id.opener() != self.side.peer() {
+            return self.violation(ErrorCode::PROTOCOL, "OPEN with an id of this end's parity");
+        }
+        if id.0 <= self.last_peer_id {
+            return self.violation(ErrorCode::PROTOCOL, "OPEN reuses or decreases a channel id");
+        }
+        self.last_peer_id = id.0;
+        let refusal = if self.state != State::Open {
+            Some((ErrorCode::REFUSED, "session is going away"))
+        } else if metadata.len() > self.config.max_metadata as usize {
+            Some((ErrorCode::LIMIT, "metadata exceeds the limit"))
+        } else if self.peer_count >= self.config.max_channels {
+            Some((ErrorCode::LIMIT, "too many concurrent channels"))
+        } else if self.accept_queue.len() >= self.config.accept_backlog {
+            Some((ErrorCode::REFUSED, "accept backlog full"))
+        } else {
+            None
+        };
+        if let Some((code, reason)) = refusal {
+            // The channel never exists; its data part is dropped unread.
+            self.stats.opens_refused += 1;
+            if !self.local_resets.take(now) {
+                return self.violation(ErrorCode::LIMIT, "too many refused opens");
+            }
+            return self.push_reset(id, code, reason);
+        }
+        let ch = Channel::new(id, self.peer.initial_window, self.local.initial_window);
+        self.channels.insert(id, ch);
+        self.peer_count += 1;
+        self.stats.channels_accepted += 1;
+        self.accept_queue.push_back(Incoming { id, route, metadata });
+        self.events.push_back(Event::Incoming);
+        if !payload.is_empty() || eom || fin {
+            self.on_data(now, id, payload, eom, fin);
+        }
+    }
+
+    fn on_data(&mut self, now: Instant, id: ChannelId, payload: Bytes, eom: bool, fin: bool) {
+        let len = payload.len();
+        if len > self.local.max_frame_payload as usize {
+            return self.violation(ErrorCode::PROTOCOL, "frame payload exceeds max frame payload");
+        }
+        if len == 0 && !fin {
+            self.empty_frames += 1;
+            if self.empty_frames > self.config.max_empty_frames {
+                return self.violation(ErrorCode::LIMIT, "too many empty DATA frames");
+            }
+        } else if len > 0 {
+            self.empty_frames = 0;
+        }
+        let max_message = self.local.max_message_size as usize;
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return self.unknown_channel(id, "DATA");
+        };
+        match ch.recv {
+            RecvState::Open => {}
+            RecvState::Finished => {
+                return self.local_reset(now, id, ErrorCode::STREAM_CLOSED, "data after FIN");
+            }
+            // Reset by us while the peer was still sending: drop quietly.
+            RecvState::Reset => return,
+        }
+        if !ch.window.consume(len) {
+            return self.violation(ErrorCode::FLOW_CONTROL, "data exceeds the channel's credit");
+        }
+        ch.msg_len += len;
+        if ch.msg_len > max_message {
+            return self.local_reset(now, id, ErrorCode::LIMIT, "message exceeds max message size");
+        }
+        if fin && !eom && ch.msg_len > 0 {
+            return self.local_reset(now, id, ErrorCode::PROTOCOL, "FIN inside a message");
+        }
+        if eom {
+            ch.msg_len = 0;
+        }
+        ch.push_recv(payload, eom);
+        if fin {
+            ch.recv = RecvState::Finished;
+        }
+        self.events.push_back(Event::Readable(id));
+        if fin {
+            self.settle(id);
+        }
+    }
+
+    fn on_window(&mut self, id: ChannelId, increment: u32) {
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return self.unknown_channel(id, "WINDOW");
+        };
+        if !ch.credit.grant(increment) {
+            return self.violation(ErrorCode::FLOW_CONTROL, "credit exceeds 2^32-1");
+        }
+        self.schedule(id);
+    }
+
+    fn on_reset(&mut self, now: Instant, id: ChannelId, code: ErrorCode, reason: String) {
+        self.stats.resets_received += 1;
+        if !self.remote_resets.take(now) {
+            return self.violation(ErrorCode::LIMIT, "too many RESET frames");
+        }
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return self.unknown_channel(id, "RESET");
+        };
+        if ch.send == SendState::Reset && ch.recv == RecvState::Reset {
+            return;
+        }
+        ch.set_reset(ChannelError::Reset { code, reason });
+        self.wake_both(id);
+        self.settle(id);
+    }
+
+    fn on_goaway(&mut self, now: Instant, last_id: ChannelId, code: ErrorCode, reason: String) {
+        self.goaway_received = true;
+        if code != ErrorCode::NO_ERROR {
+            self.peer_goaway = Some(SessionError::PeerGoAway { code, reason: reason.clone() });
+        }
+        // Our opens above `last_id` were never processed: they fail as refused, retryable.
+        let refused: Vec<ChannelId> = self
+            .channels
+            .values()
+            .filter(|c| c.id.opener() == self.side && c.id > last_id && !c.wire_done())
+            .map(|c| c.id)
+            .collect();
+        for id in refused {
+            if let Some(ch) = self.channels.get_mut(&id) {
+                let reason = "not processed before the peer's GOAWAY".to_owned();
+                ch.set_reset(ChannelError::Reset { code: ErrorCode::REFUSED, reason });
+            }
+            self.wake_both(id);
+            self.settle(id);
+        }
+        self.events.push_back(Event::GoAway { code, reason });
+        self.events.push_back(Event::OpenCapacity);
+        self.enter_draining(now);
+    }
+
+    /// A frame for a channel not in the table: dropped if the id was used before (the channel
+    /// ended; frames in flight are normal), a protocol error if it was never opened. Knowing
+    /// which is which needs only the highest id of each side, so nothing is remembered per id.
+    fn unknown_channel(&mut self, id: ChannelId, what: &str) {
+        let last = if id.opener() == self.side { self.last_local_id } else { self.last_peer_id };
+        if id.0 > last {
+            let reason = format!("{what} on channel {id}, which was never opened");
+            self.violation(ErrorCode::PROTOCOL, &reason);
+        }
+    }
+
+    // ----- commands -----
+
+    /// Opens a channel. `first`, if any, is queued as the first message and `fin` finishes the
+    /// sending side after it, so route, metadata, message and FIN can leave as ONE frame.
+    /// Nothing waits for the peer: data follows at once under the default window.
+    pub fn open(
+        &mut self,
+        route: &str,
+        metadata: Bytes,
+        first: Option<Bytes>,
+        fin: bool,
+    ) -> Result<ChannelId, OpenError> {
+        match self.state {
+            State::Closed => {
+                let err = self.error.clone().unwrap_or(SessionError::LocallyClosed);
+                return Err(OpenError::Session(err));
+            }
+            State::Draining => return Err(OpenError::GoingAway),
+            State::Open => {}
+        }
+        if route.len() > frame::MAX_ROUTE_LEN {
+            return Err(OpenError::RouteTooLong(route.len()));
+        }
+        if metadata.len() > frame::MAX_METADATA_LEN {
+            return Err(OpenError::MetadataTooLarge(metadata.len()));
+        }
+        if let Some(m) = &first {
+            if m.len() > self.peer.max_message_size as usize {
+                let max = self.peer.max_message_size;
+                return Err(OpenError::MessageTooLarge { size: m.len(), max });
+            }
+        }
+        if self.local_count >= self.peer.max_channels {
+            return Err(OpenError::TooManyChannels(self.peer.max_channels));
+        }
+        let id = self.next_local_id.ok_or(OpenError::IdsExhausted)?;
+        self.next_local_id = id.next();
+        self.last_local_id = id.0;
+        let mut ch = Channel::new(id, self.peer.initial_window, self.local.initial_window);
+        ch.pending_open = Some((route.to_owned(), metadata));
+        if let Some(m) = first {
+            ch.enqueue(m);
+        }
+        if fin {
+            ch.send = SendState::Finishing;
+        }
+        self.channels.insert(id, ch);
+        self.local_count += 1;
+        self.stats.channels_opened += 1;
+        self.schedule(id);
+        Ok(id)
+    }
+
+    /// Whether `send` may queue a message on `id` now. If not, an [`Event::Writable`] follows
+    /// once the channel's send buffer has room again (or the channel fails).
+    pub fn poll_writable(&mut self, id: ChannelId) -> Result<bool, ChannelError> {
+        let limit = self.config.send_buffer as usize;
+        let ch = self.sendable_channel(id)?;
+        if ch.queued < limit {
+            return Ok(true);
+        }
+        ch.wake_writer_at = Some(limit.saturating_sub(1));
+        Ok(false)
+    }
+
+    /// Whether everything queued on `id` has been handed to the transport. If not, an
+    /// [`Event::Writable`] follows when it has.
+    pub fn poll_flushed(&mut self, id: ChannelId) -> Result<bool, ChannelError> {
+        let ch = self.channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
+        if ch.send == SendState::Reset {
+            return Err(ch.error.clone().unwrap_or(ChannelError::Unknown));
+        }
+        if ch.queued == 0 && ch.pending_open.is_none() && ch.send != SendState::Finishing {
+            return Ok(true);
+        }
+        ch.wake_writer_at = Some(0);
+        Ok(false)
+    }
+
+    /// Queues one message on `id`. It does not check the send buffer: call
+    /// [`Session::poll_writable`] first to respect it.
+    pub fn send(&mut self, id: ChannelId, msg: Bytes) -> Result<(), ChannelError> {
+        let max = self.peer.max_message_size;
+        let ch = self.sendable_channel(id)?;
+        if msg.len() > max as usize {
+            return Err(ChannelError::MessageTooLarge { size: msg.len(), max });
+        }
+        ch.enqueue(msg);
+        self.schedule(id);
+        Ok(())
+    }
+
+    fn sendable_channel(&mut self, id: ChannelId) -> Result<&mut Channel, ChannelError> {
+        let ch = self.channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
+        match ch.send {
+            SendState::Open => Ok(ch),
+            SendState::Finishing | SendState::Finished => Err(ChannelError::Finished),
+            SendState::Reset => Err(ch.error.clone().unwrap_or(ChannelError::Unknown)),
+        }
+    }
+
+    /// Finishes the sending side of `id`: FIN follows the queued data. Finishing twice is
+    /// harmless.
+    pub fn finish(&mut self, id: ChannelId) -> Result<(), ChannelError> {
+        let ch = self.channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
+        match ch.send {
+            SendState::Open => ch.send = SendState::Finishing,
+            SendState::Finishing | SendState::Finished => return Ok(()),
+            SendState::Reset => return Err(ch.error.clone().unwrap_or(ChannelError::Unknown)),
+        }
+        self.schedule(id);
+        Ok(())
+    }
+
+    /// Reads up to `max` bytes of the next message part on `id`, giving the credit back.
+    pub fn read(&mut self, id: ChannelId, max: usize) -> Result<Read, ChannelError> {
+        let ch = self.channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
+        if let Some(chunk) = ch.pop_recv(max.max(1)) {
+            if ch.recv == RecvState::Open {
+                if let Some(credit) = ch.window.on_read(chunk.data.len()) {
+                    ch.credit_owed = ch.credit_owed.saturating_add(credit);
+                    if !ch.owes_window {
+                        ch.owes_window = true;
+                        self.window_queue.push_back(id);
+                    }
+                }
+            }
+            return Ok(Read::Chunk(chunk));
+        }
+        match ch.recv {
+            RecvState::Open => Ok(Read::Pending),
+            RecvState::Finished => Ok(Read::End),
+            RecvState::Reset => Err(ch.error.clone().unwrap_or(ChannelError::Unknown)),
+        }
+    }
+
+    /// Resets `id` in both directions with `code`; unread and unsent data is dropped.
+    pub fn reset(&mut self, id: ChannelId, code: ErrorCode, reason: &str) {
+        let error = ChannelError::LocallyReset { code, reason: reason.to_owned() };
+        self.reset_channel(id, code, reason, error);
+    }
+
+    /// The application dropped its handle to `id`. If the peer may still send, the channel is
+    /// reset with CANCEL (nobody will read); otherwise the sending side is finished after its
+    /// queued data. The state is freed once the wire is done with it.
+    pub fn release(&mut self, id: ChannelId) {
+        let Some(ch) = self.channels.get_mut(&id) else { return };
+        ch.released = true;
+        ch.clear_recv();
+        if ch.recv == RecvState::Open {
+            self.reset(id, ErrorCode::CANCEL, "channel dropped");
+        } else if ch.send == SendState::Open {
+            ch.send = SendState::Finishing;
+            self.schedule(id);
+        }
+        self.settle(id);
+    }
+
+    /// Takes the next incoming channel, skipping those the peer already reset.
+    pub fn accept(&mut self) -> Option<Incoming> {
+        while let Some(incoming) = self.accept_queue.pop_front() {
+            match self.channels.get(&incoming.id) {
+                Some(ch) if ch.error.is_none() => return Some(incoming),
+                _ => self.release(incoming.id),
+            }
+        }
+        None
+    }
+
+    /// Incoming channels waiting in the accept queue.
+    pub fn pending_incoming(&self) -> usize {
+        self.accept_queue.len()
+    }
+
+    /// Starts a graceful close: GOAWAY with `code`, waiting incoming channels refused, no new
+    /// channels, open ones finish within the drain timeout, then the session is closed.
+    pub fn close(&mut self, now: Instant, code: ErrorCode, reason: &str) {
+        if self.state != State::Open {
+            return;
+        }
+        let last_id = ChannelId(self.last_peer_id);
+        self.control.push_back(Frame::GoAway { last_id, code, reason: reason.to_owned() });
+        while let Some(incoming) = self.accept_queue.pop_front() {
+            self.reset(incoming.id, ErrorCode::REFUSED, "session is going away");
+            self.release(incoming.id);
+        }
+        self.events.push_back(Event::OpenCapacity);
+        self.enter_draining(now);
+    }
+
+    // ----- output -----
+
+    /// The next WebSocket binary message to send: control frames first (SETTINGS, RESET,
+    /// GOAWAY, PING answers, PINGs, WINDOW), then one frame per channel with data, round-robin.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
+        let frame = self.next_frame(now)?;
+        let bytes = frame.to_bytes();
+        self.stats.frames_sent += 1;
+        self.stats.bytes_sent += bytes.len() as u64;
+        if matches!(frame, Frame::Reset { .. }) {
+            self.stats.resets_sent += 1;
+        }
+        Some(bytes)
+    }
+
+    fn next_frame(&mut self, now: Instant) -> Option<Frame> {
+        if let Some(frame) = self.control.pop_front() {
+            return Some(frame);
+        }
+        if self.state == State::Closed {
+            return None;
+        }
+        if let Some(payload) = self.pong.take() {
+            return Some(Frame::Ping { ack: true, payload });
+        }
+        if self.keepalive.due {
+            return Some(Frame::Ping { ack: false, payload: self.keepalive.take_ping(now) });
+        }
+        while let Some(id) = self.window_queue.pop_front() {
+            let Some(ch) = self.channels.get_mut(&id) else { continue };
+            ch.owes_window = false;
+            let increment = std::mem::take(&mut ch.credit_owed);
+            if increment > 0 && ch.recv == RecvState::Open {
+                return Some(Frame::Window { id, increment });
+            }
+        }
+        let max_payload = self.peer.max_frame_payload.min(self.local.max_frame_payload) as usize;
+        while let Some(id) = self.ready.pop_front() {
+            let Some(ch) = self.channels.get_mut(&id) else { continue };
+            ch.scheduled = false;
+            if !ch.sendable() {
+                continue;
+            }
+            let frame = ch.next_frame(max_payload);
+            if ch.sendable() {
+                ch.scheduled = true;
+                self.ready.push_back(id);
+            }
+            if ch.wake_writer_at.is_some_and(|at| ch.queued <= at) {
+                ch.wake_writer_at = None;
+                self.events.push_back(Event::Writable(id));
+            }
+            self.settle(id);
+            return Some(frame);
+        }
+        None
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
+        match (self.keepalive.next_timeout(), self.drain_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ----- internals -----
+
+    fn schedule(&mut self, id: ChannelId) {
+        if let Some(ch) = self.channels.get_mut(&id) {
+            if !ch.scheduled && ch.sendable() {
+                ch.scheduled = true;
+                self.ready.push_back(id);
+            }
+        }
+    }
+
+    fn wake_both(&mut self, id: ChannelId) {
+        self.events.push_back(Event::Readable(id));
+        self.events.push_back(Event::Writable(id));
+    }
+
+    /// After a state change of `id`: stop counting it once both directions are over on the
+    /// wire, free it once the application released it too, and see whether a drain is done.
+    fn settle(&mut self, id: ChannelId) {
+        let Some(ch) = self.channels.get_mut(&id) else { return };
+        if ch.counted && ch.wire_done() && ch.pending_open.is_none() {
+            ch.counted = false;
+            if id.opener() == self.side {
+                self.local_count -= 1;
+                self.events.push_back(Event::OpenCapacity);
+            } else {
+                self.peer_count -= 1;
+            }
+        }
+        if ch.removable() {
+            self.channels.remove(&id);
+        }
+        self.check_drained();
+    }
+
+    fn push_reset(&mut self, id: ChannelId, code: ErrorCode, reason: &str) {
+        if self.control.len() >= self.config.max_control_queue {
+            return self.violation(ErrorCode::LIMIT, "control queue full: peer is not reading");
+        }
+        self.control.push_back(Frame::Reset { id, code, reason: reason.to_owned() });
+    }
+
+    /// A reset this end makes because of something the peer did: counted against the budget.
+    fn local_reset(&mut self, now: Instant, id: ChannelId, code: ErrorCode, reason: &str) {
+        if !self.local_resets.take(now) {
+            return self.violation(ErrorCode::LIMIT, "too many channels reset because of the peer");
+        }
+        self.reset(id, code, reason);
+    }
+
+    fn reset_channel(&mut self, id: ChannelId, code: ErrorCode, reason: &str, err: ChannelError) {
+        let Some(ch) = self.channels.get_mut(&id) else { return };
+        if ch.send == SendState::Reset && ch.recv == RecvState::Reset {
+            return;
+        }
+        // A peer that never saw the OPEN, or that is done with both directions, needs no RESET.
+        let tell_peer = ch.pending_open.is_none() && !ch.wire_done();
+        ch.set_reset(err);
+        if tell_peer {
+            self.push_reset(id, code, reason);
+        }
+        self.wake_both(id);
+        self.settle(id);
+    }
+
+    /// The peer broke a rule: GOAWAY with `code`, every channel fails, the session closes.
+    fn violation(&mut self, code: ErrorCode, reason: &str) {
+        self.fail(SessionError::PeerViolation { code, reason: reason.to_owned() });
+    }
+
+    fn fail(&mut self, err: SessionError) {
+        if self.state == State::Closed {
+            return;
+        }
+        tracing::debug!(side = ?self.side, error = %err, "session failed");
+        self.control.clear();
+        let last_id = ChannelId(self.last_peer_id);
+        let reason = frame::truncate_utf8(&err.to_string(), frame::MAX_REASON_LEN).to_owned();
+        self.control.push_back(Frame::GoAway { last_id, code: err.code(), reason });
+        self.close_channels(&err);
+        self.enter_closed(Some(err));
+    }
+
+    /// Every channel not already over in a direction fails in it with `err`.
+    fn close_channels(&mut self, err: &SessionError) {
+        self.ready.clear();
+        self.window_queue.clear();
+        self.accept_queue.clear();
+        self.pong = None;
+        let mut woken = Vec::with_capacity(self.channels.len());
+        self.channels.retain(|&id, ch| {
+            ch.pending_open = None;
+            if ch.send != SendState::Finished {
+                ch.send = SendState::Reset;
+                ch.clear_send();
+            }
+            if ch.recv == RecvState::Open {
+                ch.recv = RecvState::Reset;
+            }
+            if ch.send == SendState::Reset || ch.recv == RecvState::Reset {
+                ch.error.get_or_insert(ChannelError::Session(err.clone()));
+            }
+            woken.push(id);
+            !ch.released
+        });
+        self.local_count = 0;
+        self.peer_count = 0;
+        for id in woken {
+            self.wake_both(id);
+        }
+    }
+
+    fn enter_draining(&mut self, now: Instant) {
+        if self.state == State::Open {
+            self.state = State::Draining;
+            self.drain_deadline = Some(now + self.config.drain_timeout);
+        }
+        self.check_drained();
+    }
+
+    fn check_drained(&mut self) {
+        if self.state == State::Draining && self.local_count + self.peer_count == 0 {
+            self.enter_closed(None);
+        }
+    }
+
+    fn enter_closed(&mut self, error: Option<SessionError>) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        self.error = error;
+        self.drain_deadline = None;
+        self.events.push_back(Event::Closed);
+        self.events.push_back(Event::OpenCapacity);
+    }
+}

@@ -1,0 +1,2 @@
+//! wsmux
+pub fn y(){}
