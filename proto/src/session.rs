@@ -750,6 +750,16 @@ impl Session {
         None
     }
 
+    /// Whether [`Session::poll_transmit`] has something to send (cheap; for waking a driver).
+    pub fn has_transmit(&self) -> bool {
+        !self.control.is_empty()
+            || (self.state != State::Closed
+                && (self.pong.is_some()
+                    || self.keepalive.due
+                    || !self.window_queue.is_empty()
+                    || !self.ready.is_empty()))
+    }
+
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

@@ -1,0 +1,213 @@
+//! `Channel`: one logical, flow-controlled, bidirectional flow of whole messages.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures::{Sink, Stream};
+
+use wsmux_proto::{ChannelId, ErrorCode, Read};
+
+use crate::error::{Error, SendError};
+use crate::io::ChannelIo;
+use crate::shared::{park, Shared};
+
+/// One channel of a session: send and receive whole messages, in order, flow-controlled.
+///
+/// - [`Channel::send`] queues a message; it waits only while the channel's send buffer is full
+///   (the peer reads slowly), never for other channels.
+/// - [`Channel::recv`] returns the next whole message, `Ok(None)` once the peer finished its
+///   side, or an error if the channel was reset or the session failed: a clean end and a reset
+///   are always distinguishable.
+/// - [`Channel::finish`] ends this side (half-close); [`Channel::reset`] aborts both sides.
+///
+/// Dropping a channel whose peer may still send resets it with CANCEL; otherwise it finishes
+/// this side after the queued messages. `Channel` is also a [`Stream`] of messages and a
+/// [`Sink`] of messages, and [`Channel::into_io`] turns it into a byte stream.
+#[derive(Debug)]
+pub struct Channel {
+    shared: Shared,
+    id: ChannelId,
+    /// Parts of a message that spans several frames, gathered as the application reads them
+    /// (reading is what returns credit, so a message larger than the window still flows).
+    partial: BytesMut,
+}
+
+impl Channel {
+    pub(crate) fn new(shared: Shared, id: ChannelId) -> Self {
+        Channel { shared, id, partial: BytesMut::new() }
+    }
+
+    /// The channel's id (odd if the client opened it, even if the server did).
+    pub fn id(&self) -> ChannelId {
+        self.id
+    }
+
+    /// Sends one message. Returns once it is queued; hands the message back on failure.
+    pub async fn send(&mut self, msg: impl Into<Bytes>) -> Result<(), SendError<Bytes>> {
+        let msg = msg.into();
+        if let Err(error) = poll_fn(|cx| self.poll_send_ready(cx)).await {
+            return Err(SendError { value: msg, error });
+        }
+        self.start_send(msg)
+    }
+
+    /// Ready once a message may be queued without passing the channel's send buffer.
+    pub fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut inner = self.shared.lock();
+        match inner.proto.poll_writable(self.id) {
+            Ok(true) => Poll::Ready(Ok(())),
+            Ok(false) => {
+                if let Some(w) = inner.channels.get_mut(&self.id) {
+                    park(&mut w.write, cx.waker());
+                }
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+
+    /// Queues one message now, whatever the send buffer holds (see [`Channel::poll_send_ready`]).
+    pub fn start_send(&mut self, msg: Bytes) -> Result<(), SendError<Bytes>> {
+        let mut inner = self.shared.lock();
+        match inner.proto.send(self.id, msg.clone()) {
+            Ok(()) => {
+                inner.after_command();
+                Ok(())
+            }
+            Err(e) => Err(SendError { value: msg, error: e.into() }),
+        }
+    }
+
+    /// Receives the next whole message; `Ok(None)` once the peer has finished its side.
+    pub async fn recv(&mut self) -> Result<Option<Bytes>, Error> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next whole message (see [`Channel::recv`]).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Error>> {
+        let mut inner = self.shared.lock();
+        let result = loop {
+            match inner.proto.read(self.id, usize::MAX) {
+                Ok(Read::Chunk(chunk)) if chunk.eom && self.partial.is_empty() => {
+                    break Poll::Ready(Ok(Some(chunk.data)));
+                }
+                Ok(Read::Chunk(chunk)) => {
+                    self.partial.extend_from_slice(&chunk.data);
+                    if chunk.eom {
+                        break Poll::Ready(Ok(Some(self.partial.split().freeze())));
+                    }
+                }
+                Ok(Read::Pending) => {
+                    if let Some(w) = inner.channels.get_mut(&self.id) {
+                        park(&mut w.read, cx.waker());
+                    }
+                    break Poll::Pending;
+                }
+                Ok(Read::End) => break Poll::Ready(Ok(None)),
+                Err(e) => break Poll::Ready(Err(e.into())),
+            }
+        };
+        // Reading may owe the peer credit: let the driver send it.
+        inner.after_command();
+        result
+    }
+
+    /// Finishes this side: the peer reads the queued messages, then the end. Waits until the
+    /// FIN is handed to the connection. Finishing twice is harmless.
+    pub async fn finish(&mut self) -> Result<(), Error> {
+        {
+            let mut inner = self.shared.lock();
+            inner.proto.finish(self.id)?;
+            inner.after_command();
+        }
+        self.flush().await
+    }
+
+    /// Waits until every queued message has been handed to the connection.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_flushed(cx)).await
+    }
+
+    fn poll_flushed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut inner = self.shared.lock();
+        match inner.proto.poll_flushed(self.id) {
+            Ok(true) => Poll::Ready(Ok(())),
+            Ok(false) => {
+                if let Some(w) = inner.channels.get_mut(&self.id) {
+                    park(&mut w.write, cx.waker());
+                }
+                inner.after_command();
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+
+    /// Aborts both directions with `code`: queued and unread data is dropped, the peer's reads
+    /// and sends fail with this code.
+    pub fn reset(&mut self, code: ErrorCode, reason: &str) {
+        let mut inner = self.shared.lock();
+        inner.proto.reset(self.id, code, reason);
+        inner.after_command();
+    }
+
+    /// Turns the channel into a byte stream (`AsyncRead + AsyncWrite`) for tunnels and
+    /// protocols that do their own framing. Message boundaries are ignored when reading; each
+    /// write is sent as one message.
+    pub fn into_io(self) -> ChannelIo {
+        ChannelIo::new(self)
+    }
+
+    pub(crate) fn take_partial(&mut self) -> Bytes {
+        self.partial.split().freeze()
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        let mut inner = self.shared.lock();
+        inner.proto.release(self.id);
+        inner.channels.remove(&self.id);
+        inner.after_command();
+    }
+}
+
+impl Stream for Channel {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx).map(Result::transpose)
+    }
+}
+
+impl Sink<Bytes> for Channel {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_send_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Bytes) -> Result<(), Error> {
+        self.get_mut().start_send(item).map_err(|e| e.error)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_flushed(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        {
+            let mut inner = this.shared.lock();
+            inner.proto.finish(this.id)?;
+            inner.after_command();
+        }
+        this.poll_flushed(cx)
+    }
+}

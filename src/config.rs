@@ -1,0 +1,48 @@
+//! Configuration of a session: the protocol's limits plus the WebSocket layer's buffers.
+
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Configuration of one session. `Config::default()` is a good start; every field documents
+/// its default and why.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Protocol limits, windows, timers and abuse budgets (see [`wsmux_proto::Config`]).
+    pub protocol: wsmux_proto::Config,
+    /// The WebSocket read buffer, allocated eagerly per connection. Default 32 KiB, not
+    /// tungstenite's 128 KiB: it is most of an idle connection's memory.
+    pub ws_read_buffer: usize,
+    /// Bytes tungstenite gathers before it writes to the socket (it always writes on flush).
+    /// Default 128 KiB.
+    pub ws_write_buffer: usize,
+    /// How long connecting plus the HTTP upgrade may take, on either side. Default 10 s (a
+    /// slowloris client holds a server slot at most this long).
+    pub handshake_timeout: std::time::Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            protocol: wsmux_proto::Config::default(),
+            ws_read_buffer: 32 * 1024,
+            ws_write_buffer: 128 * 1024,
+            handshake_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// The tungstenite configuration: message and frame limits match the largest frame the
+    /// protocol allows, so an oversize message fails in the WebSocket layer before allocation.
+    pub fn websocket(&self) -> WebSocketConfig {
+        let max = self.protocol.max_ws_message();
+        WebSocketConfig::default()
+            .read_buffer_size(self.ws_read_buffer)
+            .write_buffer_size(self.ws_write_buffer)
+            // Past the target, the buffer grows only while the socket does not take bytes;
+            // bound it so a peer that stops reading cannot grow it (CVE-2019-9517).
+            .max_write_buffer_size(self.ws_write_buffer + 2 * max)
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max))
+    }
+}

@@ -1,0 +1,300 @@
+//! The driver: the one future per connection that owns the WebSocket.
+//!
+//! It moves bytes between the WebSocket and the proto session and nothing else: it reads every
+//! message that is ready and hands it to proto, asks proto for due timers, writes every frame
+//! proto has ready and then flushes ONCE (so an OPEN, its data and FIN written in one go leave
+//! as one batch), and wakes the handles proto's events concern. It never waits on one
+//! channel's consumer: a slow channel is bounded by its window, so the socket is always read.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use async_tungstenite::tungstenite::protocol::CloseFrame;
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::WebSocketStream;
+use futures::io::{AsyncRead, AsyncWrite};
+use futures::{FutureExt, SinkExt, StreamExt};
+use futures_timer::Delay;
+
+use crate::error::Error;
+use crate::shared::{park, Shared};
+
+/// Messages read in one poll before the driver yields to other tasks.
+const READ_BUDGET: usize = 256;
+/// How long the WebSocket close handshake may take once the session has ended.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The future that runs one connection. Spawn it (or `.await` it) for the session to make
+/// progress; it completes when the session has ended and the WebSocket is closed.
+///
+/// It resolves to `Ok(())` after a clean close and to the session's error otherwise. Dropping
+/// it ends the session: every channel fails with a connection-lost error.
+#[must_use = "the session makes no progress unless the driver is polled"]
+pub struct Driver {
+    inner: Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").finish_non_exhaustive()
+    }
+}
+
+impl Future for Driver {
+    type Output = Result<(), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl Driver {
+    pub(crate) fn new<S>(ws: WebSocketStream<S>, shared: Shared) -> Self
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let task = Task {
+            ws,
+            shared,
+            timer: None,
+            phase: Phase::Running,
+            flush_pending: false,
+            read_done: false,
+            write_done: false,
+        };
+        Driver { inner: Box::pin(task) }
+    }
+}
+
+enum Phase {
+    Running,
+    /// The session ended; the WebSocket close handshake is under way until the deadline.
+    Closing {
+        sent: bool,
+        deadline: Delay,
+    },
+    Done,
+}
+
+struct Task<S> {
+    ws: WebSocketStream<S>,
+    shared: Shared,
+    timer: Option<(Instant, Delay)>,
+    phase: Phase,
+    flush_pending: bool,
+    read_done: bool,
+    write_done: bool,
+}
+
+impl<S> Future for Task<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Output = Result<(), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            match this.phase {
+                Phase::Running => match this.poll_running(cx) {
+                    Poll::Ready(()) => {
+                        let deadline = Delay::new(CLOSE_TIMEOUT);
+                        this.phase = Phase::Closing { sent: false, deadline };
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                Phase::Closing { .. } => {
+                    if this.poll_closing(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.phase = Phase::Done;
+                    let mut inner = this.shared.lock();
+                    inner.driver_gone = true;
+                    inner.wake_all();
+                    return Poll::Ready(match inner.proto.error() {
+                        None => Ok(()),
+                        Some(e) => Err(Error::Session(e.clone())),
+                    });
+                }
+                Phase::Done => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+impl<S> Task<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// One round of reading, timers and writing. Ready once the session has ended and every
+    /// frame it queued (its GOAWAY) is written.
+    fn poll_running(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // Park first: a handle that queues work after this point finds the waker and wakes us.
+        park(&mut self.shared.lock().driver, cx.waker());
+        let mut budget = READ_BUDGET;
+        loop {
+            let now = Instant::now();
+            let read_more = self.poll_read(cx, now, &mut budget);
+            {
+                let mut inner = self.shared.lock();
+                if inner.proto.poll_timeout().is_some_and(|t| t <= now) {
+                    inner.proto.handle_timeout(now);
+                }
+                inner.dispatch_events();
+            }
+            self.poll_write(cx, now);
+            let (closed, next_timeout) = {
+                let mut inner = self.shared.lock();
+                inner.dispatch_events();
+                let done = inner.proto.is_closed() && !inner.proto.has_transmit();
+                (done, inner.proto.poll_timeout())
+            };
+            if closed && !self.flush_pending {
+                return Poll::Ready(());
+            }
+            if self.poll_timer(cx, next_timeout) {
+                continue; // a deadline passed while we worked: handle it now
+            }
+            if read_more {
+                if budget == 0 {
+                    cx.waker().wake_by_ref(); // let other tasks run, then read on
+                    return Poll::Pending;
+                }
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// Reads what is ready into proto. Returns whether more may be ready right away.
+    fn poll_read(&mut self, cx: &mut Context<'_>, now: Instant, budget: &mut usize) -> bool {
+        while !self.read_done && *budget > 0 {
+            let msg = match self.ws.poll_next_unpin(cx) {
+                Poll::Pending => return false,
+                Poll::Ready(msg) => msg,
+            };
+            *budget -= 1;
+            let mut inner = self.shared.lock();
+            match msg {
+                Some(Ok(Message::Binary(bytes))) => inner.proto.handle_message(now, bytes),
+                Some(Ok(Message::Text(_))) => inner.proto.handle_text(),
+                // WebSocket pings are answered by tungstenite; close is followed by `None`.
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    self.read_done = true;
+                    inner.proto.handle_transport_closed(&e.to_string());
+                }
+                None => {
+                    self.read_done = true;
+                    inner.proto.handle_transport_closed("the peer closed the connection");
+                }
+            }
+        }
+        !self.read_done
+    }
+
+    /// Writes every frame proto has ready, then flushes once.
+    fn poll_write(&mut self, cx: &mut Context<'_>, now: Instant) {
+        if self.write_done {
+            return;
+        }
+        let mut wrote = false;
+        loop {
+            match self.ws.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return self.write_failed(&e.to_string()),
+                Poll::Pending => break,
+            }
+            let Some(frame) = self.shared.lock().proto.poll_transmit(now) else { break };
+            if let Err(e) = self.ws.start_send_unpin(Message::Binary(frame)) {
+                return self.write_failed(&e.to_string());
+            }
+            wrote = true;
+        }
+        if wrote || self.flush_pending {
+            match self.ws.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => self.flush_pending = false,
+                Poll::Ready(Err(e)) => self.write_failed(&e.to_string()),
+                Poll::Pending => self.flush_pending = true,
+            }
+        }
+    }
+
+    fn write_failed(&mut self, reason: &str) {
+        self.write_done = true;
+        self.flush_pending = false;
+        self.shared.lock().proto.handle_transport_closed(reason);
+    }
+
+    /// Arms the timer for proto's next deadline. Returns whether that deadline already passed.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, at: Option<Instant>) -> bool {
+        let Some(at) = at else {
+            self.timer = None;
+            return false;
+        };
+        match &mut self.timer {
+            Some((armed, delay)) if *armed == at => delay.poll_unpin(cx).is_ready(),
+            _ => {
+                let wait = at.saturating_duration_since(Instant::now());
+                if wait.is_zero() {
+                    return true;
+                }
+                let mut delay = Delay::new(wait);
+                let ready = delay.poll_unpin(cx).is_ready();
+                self.timer = Some((at, delay));
+                ready
+            }
+        }
+    }
+
+    /// Sends the WebSocket close frame with the code that fits the session's end, then reads
+    /// until the peer answers (or the deadline passes).
+    fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Phase::Closing { sent, deadline } = &mut self.phase else { return Poll::Ready(()) };
+        if self.write_done && self.read_done {
+            return Poll::Ready(());
+        }
+        if deadline.poll_unpin(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if !*sent && !self.write_done {
+            match self.ws.poll_ready_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {}
+            }
+            let code = self.shared.lock().proto.close_code();
+            let frame = CloseFrame { code: CloseCode::from(code), reason: "".into() };
+            if self.ws.start_send_unpin(Message::Close(Some(frame))).is_err() {
+                // Already closed by the peer: flush tungstenite's automatic answer and stop.
+                let _ = self.ws.poll_flush_unpin(cx);
+                return Poll::Ready(());
+            }
+            *sent = true;
+        }
+        if self.ws.poll_flush_unpin(cx).is_ready() && self.read_done {
+            return Poll::Ready(());
+        }
+        // Read (and discard) until the peer's close answer ends the stream.
+        loop {
+            match self.ws.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<S> Drop for Task<S> {
+    fn drop(&mut self) {
+        let mut inner = self.shared.lock();
+        inner.proto.handle_transport_closed("the driver was dropped");
+        inner.driver_gone = true;
+        inner.dispatch_events();
+        inner.wake_all();
+    }
+}

@@ -1,0 +1,306 @@
+//! The server side of the HTTP upgrade, done by hand so every refusal gets a clear HTTP answer.
+//!
+//! tungstenite's own server handshake closes the connection without a word on a plain GET; a
+//! browser or curl user deserves a status and a sentence. So the request head is read here
+//! (bounded in size, under the caller's timeout), checked (method, upgrade headers, version,
+//! key, path, subprotocol, Origin), and either refused with a 4xx or answered with
+//! `101 Switching Protocols`; the WebSocket then starts on the raw socket.
+
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use async_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use crate::error::Error;
+
+/// The WebSocket subprotocol wsmux speaks.
+pub const SUBPROTOCOL: &str = "wsmux.v1";
+
+/// Largest request head accepted (request line and headers); larger gets 431.
+pub(crate) const MAX_REQUEST_HEAD: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+
+/// The parts of an upgrade request a policy may look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeRequest {
+    /// The path, without the query.
+    pub path: String,
+    /// The query string, without `?` (empty if none).
+    pub query: String,
+    /// Headers as (lower-case name, value), in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl UpgradeRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn header_tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+    }
+}
+
+/// A refusal: status, reason sentence, and extra headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    /// HTTP status code.
+    pub(crate) status: u16,
+    /// One sentence for the response body.
+    pub(crate) message: String,
+    extra: Vec<(&'static str, &'static str)>,
+}
+
+impl Refusal {
+    pub(crate) fn new(status: u16, message: impl Into<String>) -> Self {
+        Refusal { status, message: message.into(), extra: Vec::new() }
+    }
+}
+
+/// Which browser origins may connect.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OriginPolicy {
+    /// Same host only: a request whose Origin names another host than its Host header is
+    /// refused (403); a request without Origin (not a browser) is allowed. The default.
+    #[default]
+    SameHost,
+    /// Same host, plus these origins (exact `scheme://host[:port]` strings).
+    AllowList(Vec<String>),
+    /// Any origin. Only for servers that authenticate every session some other way.
+    Any,
+}
+
+impl OriginPolicy {
+    fn allows(&self, origin: &str, host: Option<&str>) -> bool {
+        if matches!(self, OriginPolicy::Any) {
+            return true;
+        }
+        let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
+        if host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host)) {
+            return true;
+        }
+        match self {
+            OriginPolicy::AllowList(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+            _ => false,
+        }
+    }
+}
+
+/// Checks an upgrade request. `Ok` carries the `Sec-WebSocket-Accept` value.
+pub(crate) fn check(
+    req: &UpgradeRequest,
+    path: Option<&str>,
+    origins: &OriginPolicy,
+) -> Result<String, Refusal> {
+    let upgrade = req.header_tokens("upgrade").any(|t| t.eq_ignore_ascii_case("websocket"));
+    let connection = req.header_tokens("connection").any(|t| t.eq_ignore_ascii_case("upgrade"));
+    if !upgrade || !connection {
+        let mut r = Refusal::new(426, "this endpoint speaks WebSocket (subprotocol wsmux.v1) only");
+        r.extra.push(("Upgrade", "websocket"));
+        return Err(r);
+    }
+    if req.header("sec-websocket-version") != Some("13") {
+        let mut r = Refusal::new(426, "unsupported WebSocket version; 13 is required");
+        r.extra.push(("Sec-WebSocket-Version", "13"));
+        return Err(r);
+    }
+    let key = req.header("sec-websocket-key").unwrap_or("");
+    if key.len() != 24 {
+        return Err(Refusal::new(400, "missing or malformed Sec-WebSocket-Key"));
+    }
+    if let Some(expected) = path {
+        if req.path != expected {
+            return Err(Refusal::new(404, format!("no WebSocket endpoint at {}", req.path)));
+        }
+    }
+    if !req.header_tokens("sec-websocket-protocol").any(|t| t == SUBPROTOCOL) {
+        return Err(Refusal::new(400, "the client must offer subprotocol wsmux.v1"));
+    }
+    if let Some(origin) = req.header("origin") {
+        if !origins.allows(origin, req.header("host")) {
+            return Err(Refusal::new(403, format!("origin {origin} is not allowed")));
+        }
+    }
+    Ok(derive_accept_key(key.as_bytes()))
+}
+
+/// Reads a request head (up to the blank line). Refuses oversize heads with 431, malformed ones
+/// with 400, and requests that are not GET with 405.
+pub(crate) async fn read_request<S>(stream: &mut S) -> Result<UpgradeRequest, HeadError>
+where
+    S: AsyncRead + Unpin,
+{
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.map_err(HeadError::Io)?;
+        if n == 0 {
+            return Err(HeadError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        let scan_from = buf.len().saturating_sub(3);
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = find_head_end(&buf[scan_from..]).map(|e| e + scan_from) {
+            if end != buf.len() {
+                // A client must wait for 101 before it sends frames.
+                return Err(HeadError::Refused(Refusal::new(400, "data after the request head")));
+            }
+            return parse_head(&buf);
+        }
+        if buf.len() > MAX_REQUEST_HEAD {
+            return Err(HeadError::Refused(Refusal::new(431, "request head too large")));
+        }
+    }
+}
+
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+}
+
+fn parse_head(buf: &[u8]) -> Result<UpgradeRequest, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let bad = |m: &str| HeadError::Refused(Refusal::new(400, m));
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(bad("incomplete request head")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HeadError::Refused(Refusal::new(431, "too many headers")))
+        }
+        Err(e) => return Err(bad(&format!("malformed request: {e}"))),
+    }
+    if req.method != Some("GET") {
+        return Err(HeadError::Refused(Refusal::new(405, "only GET can upgrade")));
+    }
+    if req.version != Some(1) {
+        return Err(bad("HTTP/1.1 is required"));
+    }
+    let target = req.path.unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let headers = req
+        .headers
+        .iter()
+        .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+        .collect();
+    Ok(UpgradeRequest { path: path.to_owned(), query: query.to_owned(), headers })
+}
+
+/// Why a request head was not accepted.
+#[derive(Debug)]
+pub(crate) enum HeadError {
+    /// The socket failed or closed.
+    Io(std::io::Error),
+    /// The request is refused with this answer.
+    Refused(Refusal),
+}
+
+/// Writes a refusal and closes the write side.
+pub(crate) async fn refuse<S>(stream: &mut S, refusal: &Refusal) -> Result<(), Error>
+where
+    S: AsyncWrite + Unpin,
+{
+    let reason = match refusal.status {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    let body = format!("{}\n", refusal.message);
+    let mut head = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n",
+        refusal.status,
+        body.len()
+    );
+    for (name, value) in &refusal.extra {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.push_str(&body);
+    stream.write_all(head.as_bytes()).await?;
+    stream.flush().await?;
+    stream.close().await?;
+    Ok(())
+}
+
+/// Writes the `101 Switching Protocols` answer that selects wsmux.v1.
+pub(crate) async fn switch<S>(stream: &mut S, accept: &str) -> Result<(), Error>
+where
+    S: AsyncWrite + Unpin,
+{
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {SUBPROTOCOL}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.flush().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(extra: &[(&str, &str)]) -> UpgradeRequest {
+        let mut headers: Vec<(String, String)> = [
+            ("host", "example.com:9000"),
+            ("upgrade", "websocket"),
+            ("connection", "keep-alive, Upgrade"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-protocol", "chat, wsmux.v1"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+        for (n, v) in extra {
+            headers.retain(|(name, _)| name != n);
+            if !v.is_empty() {
+                headers.push((n.to_string(), v.to_string()));
+            }
+        }
+        UpgradeRequest { path: "/mux".into(), query: String::new(), headers }
+    }
+
+    #[test]
+    fn a_good_request_gets_the_rfc_accept_key() {
+        // The example of RFC 6455 section 1.3.
+        let accept = check(&request(&[]), Some("/mux"), &OriginPolicy::default()).unwrap();
+        assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn refusals_name_their_cause() {
+        let p = OriginPolicy::default();
+        let status = |r: UpgradeRequest| check(&r, Some("/mux"), &p).unwrap_err().status;
+        assert_eq!(status(request(&[("upgrade", "")])), 426);
+        assert_eq!(status(request(&[("sec-websocket-version", "8")])), 426);
+        assert_eq!(status(request(&[("sec-websocket-key", "short")])), 400);
+        assert_eq!(status(request(&[("sec-websocket-protocol", "chat")])), 400);
+        assert_eq!(status(request(&[("origin", "https://evil.example")])), 403);
+        let mut wrong_path = request(&[]);
+        wrong_path.path = "/other".into();
+        assert_eq!(status(wrong_path), 404);
+    }
+
+    #[test]
+    fn origin_policy_same_host_allow_list_and_missing_origin() {
+        let same = OriginPolicy::SameHost;
+        assert!(same.allows("http://example.com:9000", Some("example.com:9000")));
+        assert!(!same.allows("http://evil.example", Some("example.com:9000")));
+        let list = OriginPolicy::AllowList(vec!["https://app.example".into()]);
+        assert!(list.allows("https://app.example", Some("api.example")));
+        assert!(!list.allows("https://other.example", Some("api.example")));
+        // No Origin header at all (not a browser) is allowed by `check`.
+        assert!(check(&request(&[("origin", "")]), None, &same).is_ok());
+    }
+}

@@ -1,0 +1,281 @@
+//! `Session`: the application's handle to one multiplexed connection.
+
+use std::future::poll_fn;
+use std::task::Poll;
+use std::time::Instant;
+
+use async_tungstenite::WebSocketStream;
+use bytes::Bytes;
+use futures::io::{AsyncRead, AsyncWrite};
+
+use wsmux_proto::{ChannelId, ErrorCode, OpenError, Session as Proto, SessionError, Side, Stats};
+
+use crate::channel::Channel;
+use crate::config::Config;
+use crate::driver::Driver;
+use crate::error::Error;
+use crate::shared::{park_in, ChannelWakers, Shared};
+
+/// A handle to one wsmux session: opens and accepts channels.
+///
+/// Cheap to clone; all clones drive the same connection. Dropping the last `Session` handle
+/// closes the session gracefully: GOAWAY, no new channels, open channels finish, then the
+/// WebSocket closes. Channels keep working until they end.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> Result<(), wsmux::Error> {
+/// let (session, driver) = wsmux::client::connect("ws://127.0.0.1:9000/mux", Default::default()).await?;
+/// wsmux::spawn(driver);
+/// let mut ch = session.open("echo").await?;
+/// ch.send(bytes::Bytes::from_static(b"hi")).await?;
+/// assert_eq!(ch.recv().await?.as_deref(), Some(&b"hi"[..]));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Session {
+    shared: Shared,
+}
+
+/// What to open: route, metadata, and optionally a first message that leaves with the OPEN.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    route: String,
+    metadata: Bytes,
+    message: Option<Bytes>,
+    finish: bool,
+}
+
+impl OpenOptions {
+    /// Opens `route` with no metadata and no first message.
+    pub fn new(route: impl Into<String>) -> Self {
+        OpenOptions { route: route.into(), metadata: Bytes::new(), message: None, finish: false }
+    }
+
+    /// Opaque bytes for the acceptor (at most 65535; the peer's limit is 16 KiB by default).
+    pub fn metadata(mut self, metadata: impl Into<Bytes>) -> Self {
+        self.metadata = metadata.into();
+        self
+    }
+
+    /// A first message, sent in the same frame as the OPEN when it fits.
+    pub fn message(mut self, message: impl Into<Bytes>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    /// Finishes the sending side right after the first message: with [`OpenOptions::message`]
+    /// this is a whole request in ONE WebSocket message.
+    pub fn finish(mut self) -> Self {
+        self.finish = true;
+        self
+    }
+}
+
+impl Session {
+    /// Starts a client session on a WebSocket that completed its handshake (with the
+    /// `wsmux.v1` subprotocol). Spawn the returned driver.
+    pub fn client<S>(ws: WebSocketStream<S>, config: Config) -> (Session, Driver)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        Self::start(Side::Client, ws, config)
+    }
+
+    /// Starts a server session on an accepted WebSocket. Spawn the returned driver.
+    pub fn server<S>(ws: WebSocketStream<S>, config: Config) -> (Session, Driver)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        Self::start(Side::Server, ws, config)
+    }
+
+    fn start<S>(side: Side, ws: WebSocketStream<S>, config: Config) -> (Session, Driver)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let proto = Proto::new(side, config.protocol, Instant::now());
+        let shared = Shared::new(proto);
+        shared.lock().session_handles = 1;
+        let driver = Driver::new(ws, shared.clone());
+        (Session { shared }, driver)
+    }
+
+    /// Which end this is.
+    pub fn side(&self) -> Side {
+        self.shared.lock().proto.side()
+    }
+
+    /// Opens a channel to `route`. Returns at once: no round trip, data may follow right away.
+    /// Waits only while the peer's limit of concurrent channels is reached.
+    pub async fn open(&self, route: &str) -> Result<Channel, Error> {
+        self.open_with(OpenOptions::new(route)).await
+    }
+
+    /// Opens a channel with metadata and possibly a first message (see [`OpenOptions`]).
+    pub async fn open_with(&self, options: OpenOptions) -> Result<Channel, Error> {
+        poll_fn(|cx| {
+            let mut inner = self.shared.lock();
+            let OpenOptions { route, metadata, message, finish } = &options;
+            match inner.proto.open(route, metadata.clone(), message.clone(), *finish) {
+                Ok(id) => {
+                    inner.channels.insert(id, ChannelWakers::default());
+                    inner.after_command();
+                    Poll::Ready(Ok(Channel::new(self.shared.clone(), id)))
+                }
+                Err(OpenError::TooManyChannels(_)) => {
+                    park_in(&mut inner.open, cx.waker());
+                    Poll::Pending
+                }
+                Err(e) => Poll::Ready(Err(e.into())),
+            }
+        })
+        .await
+    }
+
+    /// Opens a channel without waiting: fails with [`OpenError::TooManyChannels`] at the limit.
+    pub fn try_open(&self, options: OpenOptions) -> Result<Channel, Error> {
+        let mut inner = self.shared.lock();
+        let id = inner.proto.open(&options.route, options.metadata, options.message, options.finish)?;
+        inner.channels.insert(id, ChannelWakers::default());
+        inner.after_command();
+        Ok(Channel::new(self.shared.clone(), id))
+    }
+
+    /// The next channel the peer opened, or `None` once the session is closing or closed.
+    /// Accept or refuse it; dropping an [`Incoming`] refuses it with REFUSED.
+    pub async fn accept(&self) -> Option<Incoming> {
+        poll_fn(|cx| {
+            let mut inner = self.shared.lock();
+            if let Some(incoming) = inner.proto.accept() {
+                inner.channels.insert(incoming.id, ChannelWakers::default());
+                inner.after_command();
+                return Poll::Ready(Some(Incoming {
+                    shared: self.shared.clone(),
+                    id: incoming.id,
+                    route: incoming.route,
+                    metadata: incoming.metadata,
+                    taken: false,
+                }));
+            }
+            if inner.proto.is_closing() || inner.driver_gone {
+                return Poll::Ready(None);
+            }
+            park_in(&mut inner.accept, cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Closes the session gracefully: GOAWAY with `code` and `reason`, incoming channels not
+    /// yet accepted are refused, no new channels either way, open channels finish within the
+    /// drain timeout, then the WebSocket closes. Calling it again does nothing.
+    pub fn close(&self, code: ErrorCode, reason: &str) {
+        let mut inner = self.shared.lock();
+        inner.proto.close(Instant::now(), code, reason);
+        inner.after_command();
+    }
+
+    /// Waits until the session has ended; `None` if it ended cleanly.
+    pub async fn closed(&self) -> Option<SessionError> {
+        poll_fn(|cx| {
+            let mut inner = self.shared.lock();
+            if inner.proto.is_closed() || inner.driver_gone {
+                return Poll::Ready(inner.proto.error().cloned());
+            }
+            park_in(&mut inner.closed, cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().proto.is_closed()
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Counters: frames, bytes, channels, resets, and the round-trip time.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().proto.stats()
+    }
+}
+
+impl Clone for Session {
+    fn clone(&self) -> Self {
+        self.shared.lock().session_handles += 1;
+        Session { shared: self.shared.clone() }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let mut inner = self.shared.lock();
+        inner.session_handles -= 1;
+        if inner.session_handles == 0 {
+            inner.proto.close(Instant::now(), ErrorCode::NO_ERROR, "session dropped");
+            inner.after_command();
+        }
+    }
+}
+
+/// A channel the peer opened, waiting to be accepted or refused.
+#[derive(Debug)]
+pub struct Incoming {
+    shared: Shared,
+    id: ChannelId,
+    route: String,
+    metadata: Bytes,
+    taken: bool,
+}
+
+impl Incoming {
+    /// The route the peer asked for.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// The peer's metadata.
+    pub fn metadata(&self) -> &Bytes {
+        &self.metadata
+    }
+
+    /// The channel's id.
+    pub fn id(&self) -> ChannelId {
+        self.id
+    }
+
+    /// Accepts the channel. Nothing is sent: the peer did not wait.
+    pub fn accept(mut self) -> Channel {
+        self.taken = true;
+        // `taken` keeps Drop from refusing; the channel handle takes over the release.
+        Channel::new(self.shared.clone(), self.id)
+    }
+
+    /// Refuses the channel with `code` (NOT_FOUND for an unknown route, REFUSED to say "retry
+    /// later") and a short reason. Data the peer already sent is dropped.
+    pub fn refuse(mut self, code: ErrorCode, reason: &str) {
+        self.refuse_once(code, reason);
+    }
+
+    fn refuse_once(&mut self, code: ErrorCode, reason: &str) {
+        if std::mem::replace(&mut self.taken, true) {
+            return;
+        }
+        let mut inner = self.shared.lock();
+        inner.proto.reset(self.id, code, reason);
+        inner.proto.release(self.id);
+        inner.channels.remove(&self.id);
+        inner.after_command();
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        self.refuse_once(ErrorCode::REFUSED, "not accepted");
+    }
+}

@@ -1,0 +1,130 @@
+//! The state one connection's handles share with its driver: the proto session and the wakers
+//! of everyone waiting on it, behind one mutex.
+//!
+//! Every handle operation is the same three steps: lock, call proto, then either park a waker
+//! (the operation must wait) or wake the driver (something new may be ready to transmit).
+//! The lock is never held across an `.await` or while touching the WebSocket.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+
+use wsmux_proto::{ChannelId, Event, Session as Proto};
+
+/// Wakers parked on one channel.
+#[derive(Debug, Default)]
+pub(crate) struct ChannelWakers {
+    pub(crate) read: Option<Waker>,
+    pub(crate) write: Option<Waker>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) proto: Proto,
+    pub(crate) channels: HashMap<ChannelId, ChannelWakers>,
+    pub(crate) accept: Vec<Waker>,
+    pub(crate) open: Vec<Waker>,
+    pub(crate) closed: Vec<Waker>,
+    pub(crate) driver: Option<Waker>,
+    /// Live `Session` handles; when the last one goes the session closes gracefully.
+    pub(crate) session_handles: usize,
+    /// The driver has finished (or was dropped): nothing will make progress any more.
+    pub(crate) driver_gone: bool,
+}
+
+impl Inner {
+    /// Wakes whoever the proto session's events concern.
+    pub(crate) fn dispatch_events(&mut self) {
+        while let Some(event) = self.proto.poll_event() {
+            match event {
+                Event::Readable(id) => {
+                    if let Some(w) = self.channels.get_mut(&id).and_then(|c| c.read.take()) {
+                        w.wake();
+                    }
+                }
+                Event::Writable(id) => {
+                    if let Some(w) = self.channels.get_mut(&id).and_then(|c| c.write.take()) {
+                        w.wake();
+                    }
+                }
+                Event::Incoming => self.accept.drain(..).for_each(Waker::wake),
+                Event::OpenCapacity => self.open.drain(..).for_each(Waker::wake),
+                Event::GoAway { .. } => {
+                    self.accept.drain(..).for_each(Waker::wake);
+                    self.open.drain(..).for_each(Waker::wake);
+                }
+                Event::Closed => self.wake_all(),
+                _ => {}
+            }
+        }
+    }
+
+    /// Wakes every parked task (the session ended or the driver went away).
+    pub(crate) fn wake_all(&mut self) {
+        for c in self.channels.values_mut() {
+            if let Some(w) = c.read.take() {
+                w.wake();
+            }
+            if let Some(w) = c.write.take() {
+                w.wake();
+            }
+        }
+        self.accept.drain(..).for_each(Waker::wake);
+        self.open.drain(..).for_each(Waker::wake);
+        self.closed.drain(..).for_each(Waker::wake);
+    }
+
+    /// After a handle operation: deliver its events and, if it queued frames, wake the driver.
+    pub(crate) fn after_command(&mut self) {
+        self.dispatch_events();
+        if self.proto.has_transmit() || self.proto.is_closed() {
+            wake(&mut self.driver);
+        }
+    }
+}
+
+fn wake(slot: &mut Option<Waker>) {
+    if let Some(w) = slot.take() {
+        w.wake();
+    }
+}
+
+/// Parks `waker` in `slot` unless the same task is already parked there.
+pub(crate) fn park(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(w) if w.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
+    }
+}
+
+/// Adds `waker` to a list of waiters unless the same task is already in it.
+pub(crate) fn park_in(list: &mut Vec<Waker>, waker: &Waker) {
+    if !list.iter().any(|w| w.will_wake(waker)) {
+        list.push(waker.clone());
+    }
+}
+
+/// The shared state, cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Shared(Arc<Mutex<Inner>>);
+
+impl Shared {
+    pub(crate) fn new(proto: Proto) -> Self {
+        Shared(Arc::new(Mutex::new(Inner {
+            proto,
+            channels: HashMap::new(),
+            accept: Vec::new(),
+            open: Vec::new(),
+            closed: Vec::new(),
+            driver: None,
+            session_handles: 0,
+            driver_gone: false,
+        })))
+    }
+
+    /// Locks the state. A panic while locked (a bug) must not wedge every other handle, so a
+    /// poisoned lock is used as it is: proto keeps its own invariants per call.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
