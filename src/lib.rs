@@ -24,6 +24,7 @@ mod config;
 mod driver;
 mod error;
 mod handshake;
+pub mod interop;
 mod io;
 #[cfg(any(feature = "async-std", feature = "smol", feature = "tokio"))]
 mod rt;

@@ -868,6 +868,7 @@ impl Session {
         let mut woken = Vec::with_capacity(self.channels.len());
         self.channels.retain(|&id, ch| {
             ch.pending_open = None;
+            ch.counted = false; // the counts are reset below
             if ch.send != SendState::Finished {
                 ch.send = SendState::Reset;
                 ch.clear_send();

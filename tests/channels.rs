@@ -1,0 +1,470 @@
+//! End-to-end channel behaviour over a loopback WebSocket.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+
+use common::*;
+use wsmux::{ChannelError, Error, ErrorCode, OpenError, OpenOptions, Session, SessionError};
+
+fn serve_reference(session: Session) {
+    async_std::task::spawn(wsmux::interop::serve(session));
+}
+
+#[test]
+fn many_channels_interleave_without_corruption() {
+    run(async {
+        let (client, server) = pair().await;
+        serve_reference(server);
+        let mut tasks = Vec::new();
+        for i in 0..100u64 {
+            let client = client.clone();
+            tasks.push(async_std::task::spawn(async move {
+                // Sizes from 1 byte to 1 MiB, so small messages and fragmented ones mix.
+                let sizes = [
+                    1 + (i as usize * 7919) % 4096,
+                    (i as usize * 104_729) % 65_536,
+                    if i % 10 == 0 { 1 << 20 } else { 20_000 + i as usize },
+                    1,
+                ];
+                let messages: Vec<Bytes> = sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &n)| Bytes::from(pattern(i * 16 + k as u64, n)))
+                    .collect();
+                let ch = client.open("echo").await.unwrap();
+                let (mut tx, mut rx) = ch.split();
+                let expected: Vec<u64> = messages.iter().map(|m| checksum(m)).collect();
+                // Both directions at once: the echo streams back while we still send.
+                let sender = async {
+                    for m in messages {
+                        tx.feed(m).await.unwrap();
+                    }
+                    tx.close().await.unwrap();
+                };
+                let receiver = async {
+                    let mut got = Vec::new();
+                    while let Some(m) = rx.next().await {
+                        got.push(checksum(&m.unwrap()));
+                    }
+                    got
+                };
+                let ((), got) = futures::join!(sender, receiver);
+                assert_eq!(got, expected, "channel {i}");
+            }));
+        }
+        for t in tasks {
+            t.await;
+        }
+        let stats = client.stats();
+        assert!(stats.channels_opened >= 100);
+    });
+}
+
+#[test]
+fn stalled_reader_does_not_block_other_channels() {
+    run(async {
+        let (client, server) = pair().await;
+        let window = wsmux::proto::Config::default().initial_window as usize;
+        let send_buffer = wsmux::proto::Config::default().send_buffer as usize;
+        // Server: accept "stalled" and never read it; serve everything else.
+        let stalled_held = Arc::new(async_std::sync::Mutex::new(None));
+        let held = stalled_held.clone();
+        async_std::task::spawn(async move {
+            while let Some(inc) = server.accept().await {
+                if inc.route() == "stalled" {
+                    *held.lock().await = Some(inc.accept());
+                } else {
+                    async_std::task::spawn(wsmux::interop::handle(inc));
+                }
+            }
+        });
+        let sent = Arc::new(AtomicUsize::new(0));
+        let counter = sent.clone();
+        let mut stalled = client.open("stalled").await.unwrap();
+        let blocked = async_std::task::spawn(async move {
+            let block = Bytes::from(vec![7u8; 16 * 1024]);
+            for _ in 0..1024 {
+                stalled.send(block.clone()).await.unwrap();
+                counter.fetch_add(block.len(), Ordering::SeqCst);
+            }
+        });
+        // Meanwhile another channel moves 8 MiB through the same connection.
+        let mut echo = client.open("echo").await.unwrap();
+        let block = Bytes::from(pattern(3, 64 * 1024));
+        for _ in 0..128 {
+            echo.send(block.clone()).await.unwrap();
+            assert_eq!(echo.recv().await.unwrap().unwrap(), block);
+        }
+        // The stalled channel holds at most one window at the peer plus our send buffer.
+        let progress = sent.load(Ordering::SeqCst);
+        assert!(
+            progress <= window + send_buffer + 16 * 1024,
+            "stalled channel sent {progress} bytes"
+        );
+        assert!(progress < 1024 * 16 * 1024);
+        drop(blocked);
+    });
+}
+
+#[test]
+fn both_sides_open_channels_at_the_same_time() {
+    run(async {
+        let (client, server) = pair().await;
+        let c2 = client.clone();
+        let s2 = server.clone();
+        async_std::task::spawn(wsmux::interop::serve(c2));
+        async_std::task::spawn(wsmux::interop::serve(s2));
+        let from_client = (0..50).map(|i| {
+            let s = client.clone();
+            async move {
+                let mut ch = s.open("echo").await.unwrap();
+                assert_eq!(ch.id().0 % 2, 1, "client ids are odd");
+                ch.send(Bytes::from(format!("c{i}"))).await.unwrap();
+                assert_eq!(ch.recv().await.unwrap().unwrap(), format!("c{i}"));
+            }
+        });
+        let from_server = (0..50).map(|i| {
+            let s = server.clone();
+            async move {
+                let mut ch = s.open("echo").await.unwrap();
+                assert_eq!(ch.id().0 % 2, 0, "server ids are even");
+                ch.send(Bytes::from(format!("s{i}"))).await.unwrap();
+                assert_eq!(ch.recv().await.unwrap().unwrap(), format!("s{i}"));
+            }
+        });
+        futures::join!(
+            futures::future::join_all(from_client),
+            futures::future::join_all(from_server)
+        );
+    });
+}
+
+#[test]
+fn open_refused_after_data_was_sent_reports_the_code() {
+    run(async {
+        let (client, server) = pair().await;
+        serve_reference(server);
+        let options = OpenOptions::new("no-such-route").message(Bytes::from(vec![1u8; 100_000]));
+        let mut ch = client.open_with(options).await.unwrap();
+        ch.send(Bytes::from_static(b"more")).await.ok();
+        match ch.recv().await {
+            Err(Error::Channel(ChannelError::Reset { code, .. })) => {
+                assert_eq!(code, ErrorCode::NOT_FOUND)
+            }
+            other => panic!("expected NOT_FOUND, got {other:?}"),
+        }
+        // The session is fine.
+        let mut ok = client.open("echo").await.unwrap();
+        ok.send(Bytes::from_static(b"x")).await.unwrap();
+        assert_eq!(ok.recv().await.unwrap().unwrap(), "x");
+    });
+}
+
+#[test]
+fn half_close_in_each_direction() {
+    run(async {
+        let (client, server) = pair().await;
+        // Client finishes first; the server keeps sending after that.
+        let srv = async_std::task::spawn(async move {
+            let mut a = server.accept().await.unwrap().accept();
+            assert_eq!(a.recv().await.unwrap().unwrap(), "request");
+            assert_eq!(a.recv().await.unwrap(), None);
+            for i in 0..3 {
+                a.send(Bytes::from(format!("late {i}"))).await.unwrap();
+            }
+            a.finish().await.unwrap();
+            // Server finishes first; the client keeps sending after that.
+            let mut b = server.accept().await.unwrap().accept();
+            b.finish().await.unwrap();
+            let mut got = Vec::new();
+            while let Some(m) = b.recv().await.unwrap() {
+                got.push(m);
+            }
+            assert_eq!(got.len(), 3);
+            server
+        });
+        let mut a = client.open("a").await.unwrap();
+        a.send(Bytes::from_static(b"request")).await.unwrap();
+        a.finish().await.unwrap();
+        for i in 0..3 {
+            assert_eq!(a.recv().await.unwrap().unwrap(), format!("late {i}"));
+        }
+        assert_eq!(a.recv().await.unwrap(), None);
+        let mut b = client.open("b").await.unwrap();
+        assert_eq!(b.recv().await.unwrap(), None);
+        for i in 0..3 {
+            b.send(Bytes::from(format!("after {i}"))).await.unwrap();
+        }
+        b.finish().await.unwrap();
+        let _server = srv.await;
+    });
+}
+
+#[test]
+fn reset_and_clean_end_are_distinguishable() {
+    run(async {
+        let (client, server) = pair().await;
+        async_std::task::spawn(async move {
+            let mut clean = server.accept().await.unwrap().accept();
+            clean.send(Bytes::from_static(b"data")).await.unwrap();
+            clean.finish().await.unwrap();
+            let mut aborted = server.accept().await.unwrap().accept();
+            aborted.send(Bytes::from_static(b"data")).await.unwrap();
+            aborted.flush().await.unwrap();
+            aborted.reset(ErrorCode(0x1234), "application gave up");
+            server.closed().await;
+        });
+        let mut clean = client.open("clean").await.unwrap();
+        assert_eq!(clean.recv().await.unwrap().unwrap(), "data");
+        assert_eq!(clean.recv().await.unwrap(), None);
+        let mut aborted = client.open("aborted").await.unwrap();
+        let err = loop {
+            match aborted.recv().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("a reset must not look like a clean end"),
+                Err(e) => break e,
+            }
+        };
+        match err {
+            Error::Channel(ChannelError::Reset { code, reason }) => {
+                assert_eq!(code, ErrorCode(0x1234));
+                assert_eq!(reason, "application gave up");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn goaway_lets_channels_in_flight_finish_and_refuses_new_opens() {
+    run(async {
+        let (client, server) = pair().await;
+        let srv = server.clone();
+        let server_task = async_std::task::spawn(async move {
+            let mut ch = srv.accept().await.unwrap().accept();
+            assert_eq!(ch.recv().await.unwrap().unwrap(), "before");
+            srv.close(ErrorCode::NO_ERROR, "maintenance");
+            // The GOAWAY (a control frame) leaves before this message.
+            ch.send(Bytes::from_static(b"goaway sent")).await.unwrap();
+            while let Some(m) = ch.recv().await.unwrap() {
+                ch.send(m).await.unwrap();
+            }
+            ch.finish().await.unwrap();
+        });
+        let mut ch = client.open("work").await.unwrap();
+        ch.send(Bytes::from_static(b"before")).await.unwrap();
+        assert_eq!(ch.recv().await.unwrap().unwrap(), "goaway sent");
+        match client.open("new").await {
+            Err(Error::Open(OpenError::GoingAway)) => {}
+            other => panic!("expected GoingAway, got {other:?}"),
+        }
+        // The channel in flight still works both ways, then ends cleanly.
+        ch.send(Bytes::from_static(b"during")).await.unwrap();
+        assert_eq!(ch.recv().await.unwrap().unwrap(), "during");
+        ch.finish().await.unwrap();
+        assert_eq!(ch.recv().await.unwrap(), None);
+        server_task.await;
+        drop(ch);
+        assert_eq!(client.closed().await, None);
+        assert_eq!(server.closed().await, None);
+    });
+}
+
+#[test]
+fn dropping_a_channel_resets_it_for_the_peer() {
+    run(async {
+        let (client, server) = pair().await;
+        let ch = client.open("dropped").await.unwrap();
+        let mut peer = server.accept().await.unwrap().accept();
+        drop(ch);
+        match peer.recv().await {
+            Err(Error::Channel(ChannelError::Reset { code, .. })) => {
+                assert_eq!(code, ErrorCode::CANCEL)
+            }
+            other => panic!("expected CANCEL, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn dropping_the_last_session_handle_closes_cleanly_on_both_sides() {
+    run(async {
+        let (client, server) = pair().await;
+        let mut ch = client.open("last").await.unwrap();
+        ch.send(Bytes::from_static(b"bye")).await.unwrap();
+        let mut peer = server.accept().await.unwrap().accept();
+        drop(client); // the channel keeps the connection until it ends
+        assert_eq!(peer.recv().await.unwrap().unwrap(), "bye");
+        peer.send(Bytes::from_static(b"still here")).await.unwrap();
+        assert_eq!(ch.recv().await.unwrap().unwrap(), "still here");
+        ch.finish().await.unwrap();
+        assert_eq!(peer.recv().await.unwrap(), None);
+        peer.finish().await.unwrap();
+        assert_eq!(ch.recv().await.unwrap(), None);
+        drop(ch);
+        drop(peer);
+        assert_eq!(server.closed().await, None);
+    });
+}
+
+#[test]
+fn fin_then_transport_close_delivers_everything() {
+    run(async {
+        let listener = wsmux::server::Server::bind("127.0.0.1:0", Default::default()).await.unwrap();
+        let url = format!("ws://{}/mux", listener.local_addr());
+        let (client, driver) = wsmux::client::connect(&url, Default::default()).await.unwrap();
+        let driver = async_std::task::spawn(driver);
+        let server = listener.accept().await.unwrap();
+
+        let messages: Vec<Bytes> = (0..20).map(|i| Bytes::from(pattern(i, 5000))).collect();
+        let mut finished = client.open("finished").await.unwrap();
+        for m in &messages {
+            finished.send(m.clone()).await.unwrap();
+        }
+        finished.finish().await.unwrap();
+        let mut unfinished = client.open("unfinished").await.unwrap();
+        unfinished.send(Bytes::from_static(b"partial")).await.unwrap();
+        // A round trip on a third channel proves everything before it reached the server.
+        let mut barrier = client.open("barrier").await.unwrap();
+        let mut a = server.accept().await.unwrap().accept();
+        let mut b = server.accept().await.unwrap().accept();
+        let mut c = server.accept().await.unwrap().accept();
+        barrier.send(Bytes::from_static(b"sync")).await.unwrap();
+        let echoed = c.recv().await.unwrap().unwrap();
+        c.send(echoed).await.unwrap();
+        barrier.recv().await.unwrap().unwrap();
+
+        // The transport dies at once: no GOAWAY, no close handshake.
+        driver.cancel().await;
+        // Everything sent before FIN is still delivered, then a clean end.
+        for m in &messages {
+            assert_eq!(a.recv().await.unwrap().unwrap(), m);
+        }
+        assert_eq!(a.recv().await.unwrap(), None);
+        // A channel without FIN gets its data, then an error, not a clean end.
+        assert_eq!(b.recv().await.unwrap().unwrap(), "partial");
+        match b.recv().await {
+            Err(Error::Channel(ChannelError::Session(SessionError::ConnectionLost(_)))) => {}
+            other => panic!("expected ConnectionLost, got {other:?}"),
+        }
+        drop(unfinished);
+    });
+}
+
+#[test]
+fn transport_dropped_mid_transfer_fails_every_channel_promptly() {
+    run(async {
+        let listener = wsmux::server::Server::bind("127.0.0.1:0", Default::default()).await.unwrap();
+        let url = format!("ws://{}/mux", listener.local_addr());
+        let (client, driver) = wsmux::client::connect(&url, Default::default()).await.unwrap();
+        let driver = async_std::task::spawn(driver);
+        let server = listener.accept().await.unwrap();
+        let mut senders = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..5 {
+            let mut ch = client.open("bulk").await.unwrap();
+            receivers.push(server.accept().await.unwrap().accept());
+            senders.push(async_std::task::spawn(async move {
+                let block = Bytes::from(vec![1u8; 32 * 1024]);
+                loop {
+                    if let Err(e) = ch.send(block.clone()).await {
+                        return e.error;
+                    }
+                }
+            }));
+        }
+        // Let data flow, then kill the transport.
+        receivers[0].recv().await.unwrap().unwrap();
+        driver.cancel().await;
+        for mut r in receivers {
+            let err = loop {
+                match r.recv().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => panic!("a lost transport must not look like a clean end"),
+                    Err(e) => break e,
+                }
+            };
+            assert!(matches!(err, Error::Channel(ChannelError::Session(_))), "{err:?}");
+        }
+        for s in senders {
+            let err = s.await;
+            assert!(matches!(err, Error::Channel(ChannelError::Session(_))), "{err:?}");
+        }
+        assert!(client.is_closed());
+    });
+}
+
+#[test]
+fn a_channel_works_as_a_byte_stream() {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    run(async {
+        let (client, server) = pair().await;
+        serve_reference(server);
+        let ch = client.open("echo").await.unwrap();
+        let mut io = ch.into_io();
+        let data = pattern(9, 300_000);
+        let (mut rd, mut wr) = io.split();
+        let writer = async {
+            wr.write_all(&data).await.unwrap();
+            wr.close().await.unwrap();
+        };
+        let reader = async {
+            let mut got = Vec::new();
+            rd.read_to_end(&mut got).await.unwrap();
+            got
+        };
+        let ((), got) = futures::join!(writer, reader);
+        assert_eq!(checksum(&got), checksum(&data));
+        assert_eq!(got.len(), data.len());
+    });
+}
+
+#[test]
+fn typed_channels_carry_serde_values_and_survive_garbage() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct Point {
+        x: i32,
+        label: String,
+    }
+    run(async {
+        let (client, server) = pair().await;
+        serve_reference(server);
+        let mut typed = client.open("echo").await.unwrap().typed::<Point, Point>();
+        let p = Point { x: -7, label: "seven".into() };
+        typed.send(p.clone()).await.unwrap();
+        assert_eq!(typed.recv().await.unwrap(), Some(p));
+        // A message that is not a Point is a codec error; the channel keeps working.
+        typed.channel_mut().send(Bytes::from_static(&[0xFF; 3])).await.unwrap();
+        assert!(matches!(typed.recv().await, Err(Error::Codec(_))));
+        let q = Point { x: 1, label: String::new() };
+        typed.send(q.clone()).await.unwrap();
+        assert_eq!(typed.recv().await.unwrap(), Some(q));
+    });
+}
+
+#[test]
+fn source_route_sends_the_requested_count() {
+    run(async {
+        let (client, server) = pair().await;
+        serve_reference(server);
+        let mut ch = client
+            .open_with(OpenOptions::new("source").metadata("1000000").finish())
+            .await
+            .unwrap();
+        let mut total = 0;
+        while let Some(m) = ch.recv().await.unwrap() {
+            assert!(m.len() <= wsmux::interop::SOURCE_CHUNK);
+            total += m.len();
+        }
+        assert_eq!(total, 1_000_000);
+        let mut discard = client.open("discard").await.unwrap();
+        discard.send(Bytes::from(vec![0u8; 100_000])).await.unwrap();
+        discard.finish().await.unwrap();
+        assert_eq!(discard.recv().await.unwrap(), None);
+    });
+}

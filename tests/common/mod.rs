@@ -1,0 +1,54 @@
+//! Loopback helpers shared by the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use wsmux::server::{Server, ServerConfig};
+use wsmux::{Config, Session};
+
+/// Every test body runs under this limit so a bug shows up as a failure, never a hang.
+pub const LIMIT: Duration = Duration::from_secs(60);
+
+pub fn run<F: Future<Output = ()>>(f: F) {
+    async_std::task::block_on(async {
+        async_std::future::timeout(LIMIT, f).await.expect("test timed out");
+    });
+}
+
+/// A client and a server session over one loopback WebSocket.
+pub async fn pair() -> (Session, Session) {
+    pair_with(Config::default(), ServerConfig::default()).await
+}
+
+pub async fn pair_with(client: Config, server: ServerConfig) -> (Session, Session) {
+    let listener = Server::bind("127.0.0.1:0", server).await.expect("bind");
+    let url = format!("ws://{}/mux", listener.local_addr());
+    let (client_session, driver) = wsmux::client::connect(&url, client).await.expect("connect");
+    wsmux::spawn(driver);
+    let server_session = listener.accept().await.expect("accept");
+    (client_session, server_session)
+}
+
+/// A fast, deterministic checksum (FNV-1a 64).
+pub fn checksum(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for &b in data {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Deterministic pseudo-random bytes for channel `seed`.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
