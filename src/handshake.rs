@@ -201,10 +201,11 @@ pub(crate) enum HeadError {
     Refused(Refusal),
 }
 
-/// Writes a refusal and closes the write side.
+/// Writes a refusal, closes the write side, then drains (bounded) what the client still sends,
+/// so closing does not turn into a TCP reset that destroys the answer before it is read.
 pub(crate) async fn refuse<S>(stream: &mut S, refusal: &Refusal) -> Result<(), Error>
 where
-    S: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let reason = match refusal.status {
         400 => "Bad Request",
@@ -230,8 +231,23 @@ where
     stream.write_all(head.as_bytes()).await?;
     stream.flush().await?;
     stream.close().await?;
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = crate::timeout(LINGER_TIME, "linger", drain).await;
     Ok(())
 }
+
+/// How much a refused client may still send before the connection is dropped anyway.
+const LINGER_BYTES: usize = 64 * 1024;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Writes the `101 Switching Protocols` answer that selects wsmux.v1.
 pub(crate) async fn switch<S>(stream: &mut S, accept: &str) -> Result<(), Error>

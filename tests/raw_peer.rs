@@ -1,0 +1,121 @@
+//! A raw WebSocket peer that sends and checks exact frames against a wsmux client.
+
+mod common;
+
+use async_std::net::TcpListener;
+use async_tungstenite::tungstenite::handshake::server::{Request, Response};
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::WebSocketStream;
+use bytes::Bytes;
+use futures::StreamExt;
+
+use common::*;
+use wsmux::proto::frame::{Data, Open};
+use wsmux::proto::{ErrorCode, Frame, Settings};
+use wsmux::{OpenOptions, SessionError};
+
+/// Accepts one WebSocket that selects wsmux.v1, and a wsmux client connected to it.
+async fn raw_server_and_client() -> (WebSocketStream<async_std::net::TcpStream>, wsmux::Session) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/mux", listener.local_addr().unwrap());
+    let accept = async {
+        let (tcp, _) = listener.accept().await.unwrap();
+        async_tungstenite::accept_hdr_async(tcp, |_: &Request, mut resp: Response| {
+            resp.headers_mut().insert("Sec-WebSocket-Protocol", "wsmux.v1".parse().unwrap());
+            Ok(resp)
+        })
+        .await
+        .unwrap()
+    };
+    let connect = async {
+        let (session, driver) = wsmux::client::connect(&url, Default::default()).await.unwrap();
+        wsmux::spawn(driver);
+        session
+    };
+    futures::join!(accept, connect)
+}
+
+async fn next_frame(ws: &mut WebSocketStream<async_std::net::TcpStream>) -> Frame {
+    loop {
+        match ws.next().await.unwrap().unwrap() {
+            Message::Binary(b) => return Frame::decode(b).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn open_with_a_message_and_fin_is_one_websocket_message() {
+    run(async {
+        let (mut ws, client) = raw_server_and_client().await;
+        assert!(matches!(next_frame(&mut ws).await, Frame::Settings(_)));
+        assert!(matches!(next_frame(&mut ws).await, Frame::Ping { ack: false, .. }));
+        let options = OpenOptions::new("kv.get").metadata("m").message("key").finish();
+        let _ch = client.open_with(options).await.unwrap();
+        let frame = next_frame(&mut ws).await;
+        assert_eq!(
+            frame,
+            Frame::Open(Open {
+                id: wsmux::ChannelId(1),
+                route: "kv.get".into(),
+                metadata: Bytes::from_static(b"m"),
+                eom: true,
+                fin: true,
+                payload: Bytes::from_static(b"key"),
+            })
+        );
+    });
+}
+
+#[test]
+fn the_reply_to_a_request_arrives_as_one_message() {
+    run(async {
+        let (mut ws, client) = raw_server_and_client().await;
+        let settings = Frame::Settings(Settings::DEFAULT).to_bytes();
+        ws.send(Message::Binary(settings)).await.unwrap();
+        let options = OpenOptions::new("r").message("q").finish();
+        let mut ch = client.open_with(options).await.unwrap();
+        // Answer with data + EOM + FIN in ONE frame.
+        let reply = Frame::Data(Data {
+            id: wsmux::ChannelId(1),
+            eom: true,
+            fin: true,
+            payload: Bytes::from_static(b"answer"),
+        });
+        ws.send(Message::Binary(reply.to_bytes())).await.unwrap();
+        assert_eq!(ch.recv().await.unwrap().unwrap(), "answer");
+        assert_eq!(ch.recv().await.unwrap(), None);
+    });
+}
+
+#[test]
+fn a_text_message_ends_the_session_with_protocol_and_close_1002() {
+    run(async {
+        let (mut ws, client) = raw_server_and_client().await;
+        ws.send(Message::Binary(Frame::Settings(Settings::DEFAULT).to_bytes())).await.unwrap();
+        ws.send(Message::Text("hello".into())).await.unwrap();
+        match client.closed().await {
+            Some(SessionError::PeerViolation { code, .. }) => assert_eq!(code, ErrorCode::PROTOCOL),
+            other => panic!("expected a protocol violation, got {other:?}"),
+        }
+        // The peer sees GOAWAY(PROTOCOL), then the WebSocket close with 1002.
+        let mut saw_goaway = false;
+        while let Some(Ok(msg)) = ws.next().await {
+            match msg {
+                Message::Binary(b) => {
+                    if let Ok(Frame::GoAway { code, .. }) = Frame::decode(b) {
+                        assert_eq!(code, ErrorCode::PROTOCOL);
+                        saw_goaway = true;
+                    }
+                }
+                Message::Close(Some(frame)) => {
+                    assert_eq!(u16::from(frame.code), 1002);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert!(saw_goaway);
+    });
+}
