@@ -125,6 +125,25 @@ impl Channel {
         self.flush().await
     }
 
+    /// Sends a last message and finishes, so both leave in ONE frame when the message fits:
+    /// the shape of a reply to a request. Hands the message back on failure.
+    pub async fn finish_with(&mut self, msg: impl Into<Bytes>) -> Result<(), SendError<Bytes>> {
+        let msg = msg.into();
+        if let Err(error) = poll_fn(|cx| self.poll_send_ready(cx)).await {
+            return Err(SendError { value: msg, error });
+        }
+        {
+            let mut inner = self.shared.lock();
+            let queued = inner.proto.send(self.id, msg.clone());
+            let finished = queued.and_then(|()| inner.proto.finish(self.id));
+            inner.after_command();
+            if let Err(e) = finished {
+                return Err(SendError { value: msg, error: e.into() });
+            }
+        }
+        self.flush().await.map_err(|error| SendError { value: Bytes::new(), error })
+    }
+
     /// Waits until every queued message has been handed to the connection.
     pub async fn flush(&mut self) -> Result<(), Error> {
         poll_fn(|cx| self.poll_flushed(cx)).await

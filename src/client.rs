@@ -33,9 +33,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut request = url.into_client_request()?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
     let ws_config = config.websocket();
     let (ws, response) =
         async_tungstenite::client_async_with_config(request, stream, Some(ws_config)).await?;
@@ -54,7 +52,11 @@ fn host_port(url: &str) -> Result<(String, u16), Error> {
     let uri = request.uri();
     match uri.scheme_str() {
         Some("ws") => {}
-        Some("wss") => return Err(Error::Url("wss:// is not supported yet; use connect_on with a TLS stream".into())),
+        Some("wss") => {
+            return Err(Error::Url(
+                "wss:// is not supported yet; use connect_on with a TLS stream".into(),
+            ))
+        }
         other => return Err(Error::Url(format!("scheme {other:?} is not ws://"))),
     }
     let host = uri.host().ok_or_else(|| Error::Url(format!("no host in {url}")))?;

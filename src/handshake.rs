@@ -33,10 +33,7 @@ pub struct UpgradeRequest {
 impl UpgradeRequest {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     fn header_tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
@@ -83,8 +80,7 @@ impl OriginPolicy {
         if matches!(self, OriginPolicy::Any) {
             return true;
         }
-        let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
-        if host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host)) {
+        if host.is_some_and(|h| same_host(origin, h)) {
             return true;
         }
         match self {
@@ -92,6 +88,21 @@ impl OriginPolicy {
             _ => false,
         }
     }
+}
+
+/// Whether `origin` (`scheme://host[:port]`) names the same host and port as a Host header,
+/// counting a missing port as the scheme's default (80 for http, 443 for https).
+fn same_host(origin: &str, host: &str) -> bool {
+    let (scheme, origin_host) = origin.split_once("://").unwrap_or(("http", origin));
+    let default = if scheme.eq_ignore_ascii_case("https") { "443" } else { "80" };
+    let split = |s: &str| -> (String, String) {
+        // The port follows the last ':' unless that is inside an IPv6 literal.
+        match s.rsplit_once(':') {
+            Some((h, p)) if !p.contains(']') && !p.is_empty() => (h.to_ascii_lowercase(), p.into()),
+            _ => (s.to_ascii_lowercase(), default.into()),
+        }
+    };
+    split(origin_host) == split(host)
 }
 
 /// Checks an upgrade request. `Ok` carries the `Sec-WebSocket-Accept` value.
@@ -313,6 +324,10 @@ mod tests {
         let same = OriginPolicy::SameHost;
         assert!(same.allows("http://example.com:9000", Some("example.com:9000")));
         assert!(!same.allows("http://evil.example", Some("example.com:9000")));
+        assert!(same.allows("http://example.com:80", Some("example.com")));
+        assert!(same.allows("https://example.com", Some("example.com:443")));
+        assert!(!same.allows("https://example.com", Some("example.com:80")));
+        assert!(same.allows("http://[::1]:9000", Some("[::1]:9000")));
         let list = OriginPolicy::AllowList(vec!["https://app.example".into()]);
         assert!(list.allows("https://app.example", Some("api.example")));
         assert!(!list.allows("https://other.example", Some("api.example")));

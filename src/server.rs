@@ -107,13 +107,16 @@ mod listener {
         local_addr: SocketAddr,
         sessions: Mutex<mpsc::Receiver<Session>>,
         live: Arc<DashMap<u64, Shared>>,
+        limits: Arc<Limits>,
         _stop: oneshot::Sender<()>,
     }
 
+    #[derive(Debug)]
     struct Limits {
         config: ServerConfig,
         pending: AtomicUsize,
         next_id: AtomicU64,
+        connections: AtomicU64,
         live: Arc<DashMap<u64, Shared>>,
     }
 
@@ -129,10 +132,11 @@ mod listener {
                 config,
                 pending: AtomicUsize::new(0),
                 next_id: AtomicU64::new(0),
+                connections: AtomicU64::new(0),
                 live: live.clone(),
             });
-            crate::rt::spawn(accept_loop(listener, limits, tx, stop_rx));
-            Ok(Server { local_addr, sessions: Mutex::new(rx), live, _stop: stop_tx })
+            crate::rt::spawn(accept_loop(listener, limits.clone(), tx, stop_rx));
+            Ok(Server { local_addr, sessions: Mutex::new(rx), live, limits, _stop: stop_tx })
         }
 
         /// The address the server listens on.
@@ -144,6 +148,11 @@ mod listener {
         /// has failed.
         pub async fn accept(&self) -> Option<Session> {
             self.sessions.lock().await.next().await
+        }
+
+        /// TCP connections accepted since the server started (upgraded or not).
+        pub fn connections_accepted(&self) -> u64 {
+            self.limits.connections.load(Ordering::Relaxed)
         }
 
         /// Sessions alive right now.
@@ -184,6 +193,7 @@ mod listener {
                     continue;
                 }
             };
+            limits.connections.fetch_add(1, Ordering::Relaxed);
             crate::rt::spawn(serve(stream, limits.clone(), tx.clone()));
         }
     }
@@ -193,7 +203,8 @@ mod listener {
         limits: Arc<Limits>,
         mut tx: mpsc::Sender<Session>,
     ) {
-        let busy = limits.pending.fetch_add(1, Ordering::AcqRel) >= limits.config.max_pending_handshakes
+        let busy = limits.pending.fetch_add(1, Ordering::AcqRel)
+            >= limits.config.max_pending_handshakes
             || limits.live.len() >= limits.config.max_sessions;
         if busy {
             limits.pending.fetch_sub(1, Ordering::AcqRel);

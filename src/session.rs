@@ -137,7 +137,8 @@ impl Session {
     /// Opens a channel without waiting: fails with [`OpenError::TooManyChannels`] at the limit.
     pub fn try_open(&self, options: OpenOptions) -> Result<Channel, Error> {
         let mut inner = self.shared.lock();
-        let id = inner.proto.open(&options.route, options.metadata, options.message, options.finish)?;
+        let id =
+            inner.proto.open(&options.route, options.metadata, options.message, options.finish)?;
         inner.channels.insert(id, ChannelWakers::default());
         inner.after_command();
         Ok(Channel::new(self.shared.clone(), id))

@@ -315,7 +315,8 @@ fn dropping_the_last_session_handle_closes_cleanly_on_both_sides() {
 #[test]
 fn fin_then_transport_close_delivers_everything() {
     run(async {
-        let listener = wsmux::server::Server::bind("127.0.0.1:0", Default::default()).await.unwrap();
+        let listener =
+            wsmux::server::Server::bind("127.0.0.1:0", Default::default()).await.unwrap();
         let url = format!("ws://{}/mux", listener.local_addr());
         let (client, driver) = wsmux::client::connect(&url, Default::default()).await.unwrap();
         let driver = async_std::task::spawn(driver);
@@ -359,7 +360,8 @@ fn fin_then_transport_close_delivers_everything() {
 #[test]
 fn transport_dropped_mid_transfer_fails_every_channel_promptly() {
     run(async {
-        let listener = wsmux::server::Server::bind("127.0.0.1:0", Default::default()).await.unwrap();
+        let listener =
+            wsmux::server::Server::bind("127.0.0.1:0", Default::default()).await.unwrap();
         let url = format!("ws://{}/mux", listener.local_addr());
         let (client, driver) = wsmux::client::connect(&url, Default::default()).await.unwrap();
         let driver = async_std::task::spawn(driver);
@@ -406,7 +408,7 @@ fn a_channel_works_as_a_byte_stream() {
         let (client, server) = pair().await;
         serve_reference(server);
         let ch = client.open("echo").await.unwrap();
-        let mut io = ch.into_io();
+        let io = ch.into_io();
         let data = pattern(9, 300_000);
         let (mut rd, mut wr) = io.split();
         let writer = async {

@@ -49,7 +49,8 @@ fn a_plain_http_get_gets_an_error_response_not_a_hang() {
 fn a_client_that_does_not_offer_wsmux_v1_is_refused_with_400() {
     run(async {
         let (server, addr) = server_with(ServerConfig::default()).await;
-        let answer = exchange(&server, &upgrade_request(&addr, "Sec-WebSocket-Protocol: chat\r\n")).await;
+        let answer =
+            exchange(&server, &upgrade_request(&addr, "Sec-WebSocket-Protocol: chat\r\n")).await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
         assert!(answer.contains("wsmux.v1"));
         // The same through a real WebSocket client: the handshake fails with the status.
@@ -94,7 +95,8 @@ fn a_foreign_origin_is_refused_with_403_and_an_allowed_one_upgrades() {
 fn a_wrong_path_gets_404_and_a_huge_head_gets_431() {
     run(async {
         let (server, addr) = server_with(ServerConfig::default()).await;
-        let other = upgrade_request(&addr, "Sec-WebSocket-Protocol: wsmux.v1\r\n").replace("/mux", "/other");
+        let other = upgrade_request(&addr, "Sec-WebSocket-Protocol: wsmux.v1\r\n")
+            .replace("/mux", "/other");
         let answer = exchange(&server, &other).await;
         assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
         let huge = format!("X-Padding: {}\r\n", "a".repeat(20_000));
@@ -133,7 +135,9 @@ fn pending_handshakes_are_bounded() {
         }
         // ...so the next is answered 503 at once (retry until the two are registered).
         loop {
-            let answer = exchange(&server, &upgrade_request(&addr, "Sec-WebSocket-Protocol: wsmux.v1\r\n")).await;
+            let answer =
+                exchange(&server, &upgrade_request(&addr, "Sec-WebSocket-Protocol: wsmux.v1\r\n"))
+                    .await;
             if answer.starts_with("HTTP/1.1 503") {
                 break;
             }

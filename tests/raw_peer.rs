@@ -76,6 +76,8 @@ fn the_reply_to_a_request_arrives_as_one_message() {
         ws.send(Message::Binary(settings)).await.unwrap();
         let options = OpenOptions::new("r").message("q").finish();
         let mut ch = client.open_with(options).await.unwrap();
+        // A peer can only answer a channel once it has seen the OPEN.
+        while !matches!(next_frame(&mut ws).await, Frame::Open(_)) {}
         // Answer with data + EOM + FIN in ONE frame.
         let reply = Frame::Data(Data {
             id: wsmux::ChannelId(1),

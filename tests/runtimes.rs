@@ -25,15 +25,18 @@ fn smol_drives_a_session_through_the_generic_entry_points() {
         let url = format!("ws://{}/mux", listener.local_addr().unwrap());
         let server = smol::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let (session, driver) = wsmux::server::accept(tcp, &ServerConfig::default()).await.unwrap();
+            let (session, driver) =
+                wsmux::server::accept(tcp, &ServerConfig::default()).await.unwrap();
             smol::spawn(driver).detach();
             let incoming = session.accept().await.unwrap();
             wsmux::interop::handle(incoming).await.unwrap();
         });
-        let tcp = smol::net::TcpStream::connect(url.trim_start_matches("ws://").trim_end_matches("/mux"))
-            .await
-            .unwrap();
-        let (client, driver) = wsmux::client::connect_on(tcp, &url, Config::default()).await.unwrap();
+        let tcp =
+            smol::net::TcpStream::connect(url.trim_start_matches("ws://").trim_end_matches("/mux"))
+                .await
+                .unwrap();
+        let (client, driver) =
+            wsmux::client::connect_on(tcp, &url, Config::default()).await.unwrap();
         smol::spawn(driver).detach();
         echo_round_trip(client).await;
         server.await;
@@ -43,11 +46,8 @@ fn smol_drives_a_session_through_the_generic_entry_points() {
 #[test]
 fn tokio_drives_a_session_through_the_generic_entry_points() {
     use tokio_util::compat::TokioAsyncReadCompatExt;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -61,7 +61,8 @@ fn tokio_drives_a_session_through_the_generic_entry_points() {
             wsmux::interop::handle(incoming).await.unwrap();
         });
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (client, driver) = wsmux::client::connect_on(tcp.compat(), &url, Config::default()).await.unwrap();
+        let (client, driver) =
+            wsmux::client::connect_on(tcp.compat(), &url, Config::default()).await.unwrap();
         tokio::spawn(driver);
         echo_round_trip(client).await;
         server.await.unwrap();
@@ -73,7 +74,8 @@ fn tokio_drives_a_session_through_the_generic_entry_points() {
 #[cfg(all(feature = "tokio", not(any(feature = "async-std", feature = "smol"))))]
 #[test]
 fn tokio_feature_endpoints_serve_and_connect() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(endpoints_serve_and_connect());
 }
 

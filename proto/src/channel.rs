@@ -86,7 +86,15 @@ pub(crate) struct Channel {
     pub(crate) scheduled: bool,
     /// Queued in the session's list of channels owing a WINDOW frame.
     pub(crate) owes_window: bool,
+    /// Released while finishing and the peer still sending: RESET CANCEL once FIN is out.
+    pub(crate) cancel_after_fin: bool,
+    /// Memory charged for unread chunks: their bytes plus [`CHUNK_COST`] each.
+    unread_cost: usize,
 }
+
+/// What an unread chunk costs beyond its bytes (queue slot, buffer handle, allocation), so that
+/// a peer sending tiny or empty messages cannot hold far more memory than the window says.
+pub(crate) const CHUNK_COST: usize = 64;
 
 impl Channel {
     pub(crate) fn new(id: ChannelId, send_credit: u32, recv_window: u32) -> Self {
@@ -110,6 +118,8 @@ impl Channel {
             counted: true,
             scheduled: false,
             owes_window: false,
+            cancel_after_fin: false,
+            unread_cost: 0,
         }
     }
 
@@ -151,9 +161,8 @@ impl Channel {
         let mut eom = false;
         if matches!(self.send, SendState::Open | SendState::Finishing) {
             if let Some(front) = self.send_queue.front() {
-                let n = (front.len() - self.send_offset)
-                    .min(self.credit.available())
-                    .min(max_payload);
+                let n =
+                    (front.len() - self.send_offset).min(self.credit.available()).min(max_payload);
                 payload = front.slice(self.send_offset..self.send_offset + n);
                 self.send_offset += n;
                 self.credit.spend(n);
@@ -183,18 +192,27 @@ impl Channel {
         self.queued = 0;
     }
 
-    pub(crate) fn push_recv(&mut self, data: Bytes, eom: bool) {
+    /// Queues received bytes for the application. `false` if the unread chunks would cost more
+    /// than twice `window` (many tiny or empty messages): the caller resets the channel.
+    pub(crate) fn push_recv(&mut self, data: Bytes, eom: bool, window: usize) -> bool {
         if data.is_empty() && !eom {
-            return;
+            return true;
         }
+        let cost = data.len() + CHUNK_COST;
+        if self.unread_cost + cost > 2 * window {
+            return false;
+        }
+        self.unread_cost += cost;
         self.buffered += data.len();
         self.recv_queue.push_back(Chunk { data, eom });
+        true
     }
 
     /// Drops unread data (after a reset).
     pub(crate) fn clear_recv(&mut self) {
         self.recv_queue.clear();
         self.buffered = 0;
+        self.unread_cost = 0;
     }
 
     /// Takes up to `max` bytes of the first buffered chunk.
@@ -203,11 +221,20 @@ impl Channel {
         if front.data.len() > max {
             let data = front.data.split_to(max);
             self.buffered -= data.len();
+            self.unread_cost -= data.len();
             return Some(Chunk { data, eom: false });
         }
         let chunk = self.recv_queue.pop_front()?;
         self.buffered -= chunk.data.len();
+        self.unread_cost -= chunk.data.len() + CHUNK_COST;
         Some(chunk)
+    }
+
+    /// Ends only the sending direction with `error` (the peer reset after its own FIN).
+    pub(crate) fn abort_send(&mut self, error: ChannelError) {
+        self.send = SendState::Reset;
+        self.clear_send();
+        self.error.get_or_insert(error);
     }
 
     /// Marks both directions reset and drops both queues.

@@ -93,7 +93,8 @@ pub enum Frame {
     },
     /// GOAWAY: no new channels; channels up to `last_id` opened by the receiver still finish.
     GoAway {
-        /// Highest channel id opened by the receiver of this frame that the sender accepted.
+        /// Highest channel id opened by the receiver of this frame that the sender processed
+        /// (accepted, or refused with a RESET).
         last_id: ChannelId,
         /// Why the session ends.
         code: ErrorCode,
@@ -455,7 +456,8 @@ mod tests {
                 code: ErrorCode(c),
                 reason
             }),
-            (any::<bool>(), any::<[u8; 8]>()).prop_map(|(ack, payload)| Frame::Ping { ack, payload }),
+            (any::<bool>(), any::<[u8; 8]>())
+                .prop_map(|(ack, payload)| Frame::Ping { ack, payload }),
             (any::<u32>(), any::<u32>(), arb_str(255)).prop_map(|(l, c, reason)| Frame::GoAway {
                 last_id: ChannelId(l),
                 code: ErrorCode(c),
@@ -498,7 +500,8 @@ mod tests {
 
     #[test]
     fn data_header_is_six_bytes() {
-        let f = Frame::Data(Data { id: ChannelId(3), eom: true, fin: false, payload: Bytes::new() });
+        let f =
+            Frame::Data(Data { id: ChannelId(3), eom: true, fin: false, payload: Bytes::new() });
         assert_eq!(&f.to_bytes()[..], &[0x00, 0x02, 0, 0, 0, 3]);
     }
 

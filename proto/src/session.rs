@@ -125,6 +125,7 @@ pub struct Session {
     local: Settings,
     peer: Settings,
     settings_received: bool,
+    settings_sent: bool,
     state: State,
     error: Option<SessionError>,
     /// The peer's GOAWAY error, which explains a transport close that follows it.
@@ -166,6 +167,7 @@ impl Session {
             local,
             peer: Settings::DEFAULT,
             settings_received: false,
+            settings_sent: false,
             state: State::Open,
             error: None,
             peer_goaway: None,
@@ -355,6 +357,9 @@ impl Session {
 
     fn on_open(&mut self, now: Instant, open: Open) {
         let Open { id, route, metadata, eom, fin, payload } = open;
+        if payload.len() > self.local.max_frame_payload as usize {
+            return self.violation(ErrorCode::PROTOCOL, "frame payload exceeds max frame payload");
+        }
         if id.opener() != self.side.peer() {
             return self.violation(ErrorCode::PROTOCOL, "OPEN with an id of this end's parity");
         }
@@ -409,8 +414,13 @@ impl Session {
         let Some(ch) = self.channels.get_mut(&id) else {
             return self.unknown_channel(id, "DATA");
         };
+        if ch.pending_open.is_some() {
+            return self.violation(ErrorCode::PROTOCOL, "DATA on a channel not yet opened");
+        }
         match ch.recv {
             RecvState::Open => {}
+            // Both directions are over: the frame is dropped, the good data before FIN kept.
+            RecvState::Finished if ch.wire_done() => return,
             RecvState::Finished => {
                 return self.local_reset(now, id, ErrorCode::STREAM_CLOSED, "data after FIN");
             }
@@ -430,7 +440,9 @@ impl Session {
         if eom {
             ch.msg_len = 0;
         }
-        ch.push_recv(payload, eom);
+        if !ch.push_recv(payload, eom, self.local.initial_window as usize) {
+            return self.local_reset(now, id, ErrorCode::LIMIT, "too many small unread messages");
+        }
         if fin {
             ch.recv = RecvState::Finished;
         }
@@ -444,6 +456,9 @@ impl Session {
         let Some(ch) = self.channels.get_mut(&id) else {
             return self.unknown_channel(id, "WINDOW");
         };
+        if ch.pending_open.is_some() {
+            return self.violation(ErrorCode::PROTOCOL, "WINDOW on a channel not yet opened");
+        }
         if !ch.credit.grant(increment) {
             return self.violation(ErrorCode::FLOW_CONTROL, "credit exceeds 2^32-1");
         }
@@ -458,10 +473,20 @@ impl Session {
         let Some(ch) = self.channels.get_mut(&id) else {
             return self.unknown_channel(id, "RESET");
         };
-        if ch.send == SendState::Reset && ch.recv == RecvState::Reset {
-            return;
+        if ch.pending_open.is_some() {
+            return self.violation(ErrorCode::PROTOCOL, "RESET on a channel not yet opened");
         }
-        ch.set_reset(ChannelError::Reset { code, reason });
+        if ch.wire_done() {
+            return; // nothing left to abort
+        }
+        let error = ChannelError::Reset { code, reason };
+        if ch.recv == RecvState::Finished {
+            // The peer's data is complete (FIN came first): it stays readable; only our
+            // sending ends.
+            ch.abort_send(error);
+        } else {
+            ch.set_reset(error);
+        }
         self.wake_both(id);
         self.settle(id);
     }
@@ -651,11 +676,18 @@ impl Session {
         let Some(ch) = self.channels.get_mut(&id) else { return };
         ch.released = true;
         ch.clear_recv();
-        if ch.recv == RecvState::Open {
-            self.reset(id, ErrorCode::CANCEL, "channel dropped");
-        } else if ch.send == SendState::Open {
-            ch.send = SendState::Finishing;
-            self.schedule(id);
+        match (ch.recv, ch.send) {
+            // Neither finished nor read to the end: abort.
+            (RecvState::Open, SendState::Open | SendState::Finished) => {
+                self.reset(id, ErrorCode::CANCEL, "channel dropped");
+            }
+            // Finished but not yet sent: the RESET must not overtake the data and FIN.
+            (RecvState::Open, SendState::Finishing) => ch.cancel_after_fin = true,
+            (_, SendState::Open) => {
+                ch.send = SendState::Finishing;
+                self.schedule(id);
+            }
+            _ => {}
         }
         self.settle(id);
     }
@@ -701,8 +733,10 @@ impl Session {
         let bytes = frame.to_bytes();
         self.stats.frames_sent += 1;
         self.stats.bytes_sent += bytes.len() as u64;
-        if matches!(frame, Frame::Reset { .. }) {
-            self.stats.resets_sent += 1;
+        match frame {
+            Frame::Reset { .. } => self.stats.resets_sent += 1,
+            Frame::Settings(_) => self.settings_sent = true,
+            _ => {}
         }
         Some(bytes)
     }
@@ -736,6 +770,10 @@ impl Session {
                 continue;
             }
             let frame = ch.next_frame(max_payload);
+            if ch.send == SendState::Finished && std::mem::take(&mut ch.cancel_after_fin) {
+                self.reset(id, ErrorCode::CANCEL, "channel dropped");
+            }
+            let Some(ch) = self.channels.get_mut(&id) else { return Some(frame) };
             if ch.sendable() {
                 ch.scheduled = true;
                 self.ready.push_back(id);
@@ -852,6 +890,11 @@ impl Session {
         }
         tracing::debug!(side = ?self.side, error = %err, "session failed");
         self.control.clear();
+        if !self.settings_sent {
+            // The peer must see our SETTINGS first, or it cannot tell a version mismatch from a
+            // broken peer.
+            self.control.push_back(Frame::Settings(self.local));
+        }
         let last_id = ChannelId(self.last_peer_id);
         let reason = frame::truncate_utf8(&err.to_string(), frame::MAX_REASON_LEN).to_owned();
         self.control.push_back(Frame::GoAway { last_id, code: err.code(), reason });

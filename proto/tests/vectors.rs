@@ -24,16 +24,11 @@ fn load(file: &str) -> Vec<Value> {
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     let value: Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"));
-    let Value::Array(vectors) = value else {
-        panic!("{path} is not a JSON array")
-    };
+    let Value::Array(vectors) = value else { panic!("{path} is not a JSON array") };
     assert!(!vectors.is_empty(), "{path} has no vectors");
     let mut names = HashSet::new();
     for v in &vectors {
-        assert!(
-            names.insert(text_of(v, "name").to_owned()),
-            "{path}: duplicate name in {v}"
-        );
+        assert!(names.insert(text_of(v, "name").to_owned()), "{path}: duplicate name in {v}");
     }
     vectors
 }
@@ -45,16 +40,11 @@ fn unhex(s: &str) -> Vec<u8> {
         b'a'..=b'f' => c - b'a' + 10,
         _ => panic!("not lowercase hex: {s:?}"),
     };
-    s.as_bytes()
-        .chunks_exact(2)
-        .map(|p| digit(p[0]) << 4 | digit(p[1]))
-        .collect()
+    s.as_bytes().chunks_exact(2).map(|p| digit(p[0]) << 4 | digit(p[1])).collect()
 }
 
 fn text_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key:?} is not a string in {v}"))
+    v[key].as_str().unwrap_or_else(|| panic!("{key:?} is not a string in {v}"))
 }
 
 fn bytes_of(v: &Value, key: &str) -> Bytes {
@@ -62,16 +52,12 @@ fn bytes_of(v: &Value, key: &str) -> Bytes {
 }
 
 fn u32_of(v: &Value, key: &str) -> u32 {
-    let n = v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{key:?} is not a number in {v}"));
+    let n = v[key].as_u64().unwrap_or_else(|| panic!("{key:?} is not a number in {v}"));
     u32::try_from(n).unwrap_or_else(|_| panic!("{key:?} does not fit in u32 in {v}"))
 }
 
 fn bool_of(v: &Value, key: &str) -> bool {
-    v[key]
-        .as_bool()
-        .unwrap_or_else(|| panic!("{key:?} is not a boolean in {v}"))
+    v[key].as_bool().unwrap_or_else(|| panic!("{key:?} is not a boolean in {v}"))
 }
 
 fn id_of(v: &Value, key: &str) -> ChannelId {
@@ -95,10 +81,7 @@ fn frame_of(f: &Value) -> Frame {
             fin: bool_of(f, "fin"),
             payload: bytes_of(f, "payload_hex"),
         }),
-        "WINDOW" => Frame::Window {
-            id: id_of(f, "id"),
-            increment: u32_of(f, "increment"),
-        },
+        "WINDOW" => Frame::Window { id: id_of(f, "id"), increment: u32_of(f, "increment") },
         "RESET" => Frame::Reset {
             id: id_of(f, "id"),
             code: ErrorCode(u32_of(f, "code")),
@@ -106,13 +89,8 @@ fn frame_of(f: &Value) -> Frame {
         },
         "PING" => {
             let payload = unhex(text_of(f, "payload_hex"));
-            let payload = payload
-                .try_into()
-                .unwrap_or_else(|_| panic!("PING needs 8 bytes: {f}"));
-            Frame::Ping {
-                ack: bool_of(f, "ack"),
-                payload,
-            }
+            let payload = payload.try_into().unwrap_or_else(|_| panic!("PING needs 8 bytes: {f}"));
+            Frame::Ping { ack: bool_of(f, "ack"), payload }
         }
         "GOAWAY" => Frame::GoAway {
             last_id: id_of(f, "last_id"),
@@ -128,10 +106,7 @@ fn frame_of(f: &Value) -> Frame {
         }),
         "EXTENSION" => {
             let kind = u8::try_from(u32_of(f, "kind")).expect("extension kind is one octet");
-            Frame::Extension {
-                kind,
-                id: id_of(f, "id"),
-            }
+            Frame::Extension { kind, id: id_of(f, "id") }
         }
         other => panic!("unknown frame type {other:?} in {f}"),
     }
@@ -167,27 +142,11 @@ fn every_vector_decodes_to_its_meaning() {
         assert!(!text_of(v, "meaning").is_empty(), "{name}: no meaning");
         let decoded = Frame::decode(bytes_of(v, "hex"))
             .unwrap_or_else(|e| panic!("{name}: does not decode: {e}"));
-        assert_eq!(
-            decoded,
-            frame_of(&v["frame"]),
-            "{name}: decodes to another frame"
-        );
+        assert_eq!(decoded, frame_of(&v["frame"]), "{name}: decodes to another frame");
     }
     // Every frame type has at least one vector.
-    let types: HashSet<&str> = vectors
-        .iter()
-        .map(|v| text_of(&v["frame"], "type"))
-        .collect();
-    for t in [
-        "DATA",
-        "OPEN",
-        "WINDOW",
-        "RESET",
-        "PING",
-        "GOAWAY",
-        "SETTINGS",
-        "EXTENSION",
-    ] {
+    let types: HashSet<&str> = vectors.iter().map(|v| text_of(&v["frame"], "type")).collect();
+    for t in ["DATA", "OPEN", "WINDOW", "RESET", "PING", "GOAWAY", "SETTINGS", "EXTENSION"] {
         assert!(types.contains(t), "no vector of type {t}");
     }
 }
@@ -204,11 +163,7 @@ fn every_vector_encodes_back_to_its_bytes() {
         }
         let frame = frame_of(&v["frame"]);
         let bytes = frame.to_bytes();
-        assert_eq!(
-            bytes.len(),
-            frame.encoded_len(),
-            "{name}: encoded_len is wrong"
-        );
+        assert_eq!(bytes.len(), frame.encoded_len(), "{name}: encoded_len is wrong");
         assert_eq!(
             bytes.as_ref(),
             unhex(text_of(v, "hex")).as_slice(),
@@ -228,16 +183,8 @@ fn every_invalid_vector_is_rejected_with_its_error() {
             Ok(frame) => panic!("{name}: decoded as {frame:?}"),
             Err(e) => e,
         };
-        assert_eq!(
-            error_name(&err),
-            text_of(v, "error"),
-            "{name}: wrong error ({err})"
-        );
-        assert_eq!(
-            err.code(),
-            code_named(text_of(v, "code")),
-            "{name}: wrong code"
-        );
+        assert_eq!(error_name(&err), text_of(v, "error"), "{name}: wrong error ({err})");
+        assert_eq!(err.code(), code_named(text_of(v, "code")), "{name}: wrong code");
     }
     let errors: HashSet<&str> = vectors.iter().map(|v| text_of(v, "error")).collect();
     for e in [
@@ -264,13 +211,9 @@ fn every_session_vector_gets_its_answer() {
         };
         let t0 = Instant::now();
         let mut session = Session::new(side, Config::default(), t0);
-        let frames = v["peer_frames"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{name}: no frames"));
+        let frames = v["peer_frames"].as_array().unwrap_or_else(|| panic!("{name}: no frames"));
         for hex in frames {
-            let hex = hex
-                .as_str()
-                .unwrap_or_else(|| panic!("{name}: a frame is not a string"));
+            let hex = hex.as_str().unwrap_or_else(|| panic!("{name}: a frame is not a string"));
             session.handle_message(t0, Bytes::from(unhex(hex)));
         }
         let mut sent = Vec::new();
@@ -278,10 +221,7 @@ fn every_session_vector_gets_its_answer() {
             let frame = Frame::decode(msg.clone())
                 .unwrap_or_else(|e| panic!("{name}: transmitted {msg:?}, which fails with {e}"));
             sent.push(frame);
-            assert!(
-                sent.len() < 100_000,
-                "{name}: poll_transmit does not run dry"
-            );
+            assert!(sent.len() < 100_000, "{name}: poll_transmit does not run dry");
         }
         let goaways: Vec<ErrorCode> = sent
             .iter()
@@ -300,41 +240,20 @@ fn every_session_vector_gets_its_answer() {
         let expect = &v["expect"];
         if let Some(code) = expect["goaway"].as_str() {
             assert_eq!(goaways, [code_named(code)], "{name}: sent {sent:?}");
-            assert!(
-                session.is_closed(),
-                "{name}: session still open after GOAWAY"
-            );
+            assert!(session.is_closed(), "{name}: session still open after GOAWAY");
         } else if let Some(reset) = expect.get("reset") {
             let want = (id_of(reset, "id"), code_named(text_of(reset, "code")));
-            assert!(
-                resets.contains(&want),
-                "{name}: no RESET {want:?} in {sent:?}"
-            );
+            assert!(resets.contains(&want), "{name}: no RESET {want:?} in {sent:?}");
             assert!(goaways.is_empty(), "{name}: sent GOAWAY in {sent:?}");
-            assert_eq!(
-                !session.is_closed(),
-                bool_of(expect, "alive"),
-                "{name}: alive"
-            );
+            assert_eq!(!session.is_closed(), bool_of(expect, "alive"), "{name}: alive");
         } else {
-            assert!(
-                bool_of(expect, "ignored"),
-                "{name}: unknown expectation {expect}"
-            );
-            assert!(
-                goaways.is_empty() && resets.is_empty(),
-                "{name}: answered with {sent:?}"
-            );
+            assert!(bool_of(expect, "ignored"), "{name}: unknown expectation {expect}");
+            assert!(goaways.is_empty() && resets.is_empty(), "{name}: answered with {sent:?}");
             assert!(!session.is_closed(), "{name}: session closed");
         }
         if let Some(n) = expect.get("ping_acks") {
-            let n = n
-                .as_u64()
-                .unwrap_or_else(|| panic!("{name}: ping_acks is not a number"));
-            let acks = sent
-                .iter()
-                .filter(|f| matches!(f, Frame::Ping { ack: true, .. }))
-                .count();
+            let n = n.as_u64().unwrap_or_else(|| panic!("{name}: ping_acks is not a number"));
+            let acks = sent.iter().filter(|f| matches!(f, Frame::Ping { ack: true, .. })).count();
             assert_eq!(acks as u64, n, "{name}: PING ACKs in {sent:?}");
         }
     }
