@@ -1,4 +1,5 @@
 //! End-to-end channel behaviour over a loopback WebSocket.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The HTTP upgrade: refusals get clear HTTP answers, fast, and create no session.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

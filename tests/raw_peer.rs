@@ -1,4 +1,5 @@
 //! A raw WebSocket peer that sends and checks exact frames against a wsmux client.
+#![allow(clippy::unwrap_used, clippy::result_large_err)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The core is runtime-agnostic: sessions run on smol and tokio through the generic entry
 //! points, and the runtime features' endpoints work on their own runtime.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -9,6 +9,7 @@
 //!
 //! The same files are read by the JavaScript client's tests, so every field is plain JSON:
 //! numbers, strings, and bytes as lowercase hex.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 use std::fs;
