@@ -471,3 +471,16 @@ fn source_route_sends_the_requested_count() {
         assert_eq!(discard.recv().await.unwrap(), None);
     });
 }
+
+#[test]
+fn errors_are_send_sync_and_convert_to_io_errors() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Error>();
+    assert_send_sync::<wsmux::SendError<Bytes>>();
+    assert_send_sync::<Session>();
+    assert_send_sync::<wsmux::Channel>();
+    let reset = Error::Channel(ChannelError::Reset { code: ErrorCode::CANCEL, reason: "x".into() });
+    assert_eq!(std::io::Error::from(reset).kind(), std::io::ErrorKind::ConnectionReset);
+    let lost = Error::Session(SessionError::ConnectionLost("gone".into()));
+    assert_eq!(std::io::Error::from(lost).kind(), std::io::ErrorKind::ConnectionAborted);
+}

@@ -96,6 +96,12 @@ pub(crate) struct Channel {
 /// a peer sending tiny or empty messages cannot hold far more memory than the window says.
 pub(crate) const CHUNK_COST: usize = 64;
 
+/// Unread chunks smaller than this are copied into their own allocation. A received payload is
+/// usually a slice of the transport's read buffer (tungstenite's is 32–96 KiB); kept as a slice,
+/// one unread byte would pin the whole buffer. Above this size the slice is kept (no copy for
+/// bulk data) and pins at most about 12 times its size.
+pub(crate) const COPY_BELOW: usize = 8 * 1024;
+
 impl Channel {
     pub(crate) fn new(id: ChannelId, send_credit: u32, recv_window: u32) -> Self {
         Channel {
@@ -204,6 +210,7 @@ impl Channel {
         }
         self.unread_cost += cost;
         self.buffered += data.len();
+        let data = if data.len() < COPY_BELOW { Bytes::copy_from_slice(&data) } else { data };
         self.recv_queue.push_back(Chunk { data, eom });
         true
     }
