@@ -1,0 +1,289 @@
+//! Input: what arrives from the peer (frames, the transport's end) and from the clock.
+//!
+//! Every peer-controlled value is checked here before it touches channel state; a violation
+//! becomes a session error (GOAWAY with the code) or a channel reset, never a panic.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{Event, Incoming, Session, State};
+use crate::channel::{Channel, RecvState};
+use crate::code::ErrorCode;
+use crate::error::{ChannelError, SessionError};
+use crate::frame::{Frame, Open};
+use crate::id::ChannelId;
+use crate::settings::{Settings, VERSION};
+
+impl Session {
+    // ----- input -----
+
+    /// Handles one received WebSocket binary message.
+    pub fn handle_message(&mut self, now: Instant, msg: Bytes) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.stats.frames_received += 1;
+        self.stats.bytes_received += msg.len() as u64;
+        match Frame::decode(msg) {
+            Ok(frame) => self.handle_frame(now, frame),
+            Err(e) => self.fail(SessionError::from_decode(&e)),
+        }
+    }
+
+    /// Handles a WebSocket text message: a protocol error (wsmux frames are binary).
+    pub fn handle_text(&mut self) {
+        self.violation(ErrorCode::PROTOCOL, "text message received; wsmux frames are binary");
+    }
+
+    /// Handles the end of the transport. Channels the peer had finished stay readable; every
+    /// other channel fails with [`SessionError::ConnectionLost`] (or the peer's GOAWAY error).
+    pub fn handle_transport_closed(&mut self, reason: &str) {
+        if self.state == State::Closed {
+            return;
+        }
+        let err = self
+            .peer_goaway
+            .clone()
+            .unwrap_or_else(|| SessionError::ConnectionLost(reason.to_owned()));
+        let active = self.local_count + self.peer_count > 0;
+        let graceful = self.state == State::Draining && !active;
+        self.control.clear();
+        self.close_channels(&err);
+        self.enter_closed(if graceful { None } else { Some(err) });
+    }
+
+    /// Handles the passing of time: keepalive and drain deadlines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        if let Err(timeout) = self.keepalive.on_timeout(now) {
+            self.fail(SessionError::KeepaliveTimeout(timeout));
+            return;
+        }
+        if self.drain_deadline.is_some_and(|d| now >= d) {
+            let err = self.peer_goaway.clone().unwrap_or(SessionError::LocallyClosed);
+            self.close_channels(&err);
+            self.enter_closed(None);
+        }
+    }
+
+    fn handle_frame(&mut self, now: Instant, frame: Frame) {
+        if !self.settings_received {
+            return match frame {
+                Frame::Settings(s) => self.on_settings(s),
+                _ => self.violation(ErrorCode::PROTOCOL, "first frame is not SETTINGS"),
+            };
+        }
+        match frame {
+            Frame::Settings(_) => self.violation(ErrorCode::PROTOCOL, "second SETTINGS frame"),
+            Frame::Data(d) => self.on_data(now, d.id, d.payload, d.eom, d.fin),
+            Frame::Open(o) => self.on_open(now, o),
+            Frame::Window { id, increment } => self.on_window(id, increment),
+            Frame::Reset { id, code, reason } => self.on_reset(now, id, code, reason),
+            Frame::Ping { ack: false, payload } => self.pong = Some(payload),
+            Frame::Ping { ack: true, payload } => self.keepalive.on_pong(now, payload),
+            Frame::GoAway { last_id, code, reason } => self.on_goaway(now, last_id, code, reason),
+            Frame::Extension { .. } => {}
+        }
+    }
+
+    fn on_settings(&mut self, s: Settings) {
+        if s.version != VERSION {
+            let reason = format!("unsupported version {}; this end speaks {VERSION}", s.version);
+            return self.violation(ErrorCode::VERSION, &reason);
+        }
+        if let Err(why) = s.validate() {
+            return self.violation(ErrorCode::PROTOCOL, why);
+        }
+        // Channels opened before the SETTINGS assumed the default window; top them up.
+        let delta = s.initial_window - self.peer.initial_window;
+        let mut overflow = false;
+        for ch in self.channels.values_mut() {
+            overflow |= !ch.credit.grant(delta);
+        }
+        if overflow {
+            return self.violation(ErrorCode::FLOW_CONTROL, "initial window overflows credit");
+        }
+        self.peer = s;
+        self.settings_received = true;
+        let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
+        for id in ids {
+            self.schedule(id);
+        }
+        self.events.push_back(Event::OpenCapacity);
+    }
+
+    fn on_open(&mut self, now: Instant, open: Open) {
+        let Open { id, route, metadata, eom, fin, payload } = open;
+        if payload.len() > self.local.max_frame_payload as usize {
+            return self.violation(ErrorCode::PROTOCOL, "frame payload exceeds max frame payload");
+        }
+        if id.opener() != self.side.peer() {
+            return self.violation(ErrorCode::PROTOCOL, "OPEN with an id of this end's parity");
+        }
+        if id.0 <= self.last_peer_id {
+            return self.violation(ErrorCode::PROTOCOL, "OPEN reuses or decreases a channel id");
+        }
+        self.last_peer_id = id.0;
+        let refusal = if self.state != State::Open {
+            Some((ErrorCode::REFUSED, "session is going away"))
+        } else if metadata.len() > self.config.max_metadata as usize {
+            Some((ErrorCode::LIMIT, "metadata exceeds the limit"))
+        } else if self.peer_count >= self.config.max_channels {
+            Some((ErrorCode::LIMIT, "too many concurrent channels"))
+        } else if self.accept_queue.len() >= self.config.accept_backlog {
+            Some((ErrorCode::REFUSED, "accept backlog full"))
+        } else {
+            None
+        };
+        if let Some((code, reason)) = refusal {
+            // The channel never exists; its data part is dropped unread.
+            self.stats.opens_refused += 1;
+            if !self.local_resets.take(now) {
+                return self.violation(ErrorCode::LIMIT, "too many refused opens");
+            }
+            return self.push_reset(id, code, reason);
+        }
+        let ch = Channel::new(id, self.peer.initial_window, self.local.initial_window);
+        self.channels.insert(id, ch);
+        self.peer_count += 1;
+        self.stats.channels_accepted += 1;
+        self.accept_queue.push_back(Incoming { id, route, metadata });
+        self.events.push_back(Event::Incoming);
+        if !payload.is_empty() || eom || fin {
+            self.on_data(now, id, payload, eom, fin);
+        }
+    }
+
+    fn on_data(&mut self, now: Instant, id: ChannelId, payload: Bytes, eom: bool, fin: bool) {
+        let len = payload.len();
+        if len > self.local.max_frame_payload as usize {
+            return self.violation(ErrorCode::PROTOCOL, "frame payload exceeds max frame payload");
+        }
+        if len == 0 && !fin {
+            self.empty_frames += 1;
+            if self.empty_frames > self.config.max_empty_frames {
+                return self.violation(ErrorCode::LIMIT, "too many empty DATA frames");
+            }
+        } else if len > 0 {
+            self.empty_frames = 0;
+        }
+        let max_message = self.local.max_message_size as usize;
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return self.unknown_channel(id, "DATA");
+        };
+        if ch.pending_open.is_some() {
+            return self.violation(ErrorCode::PROTOCOL, "DATA on a channel not yet opened");
+        }
+        match ch.recv {
+            RecvState::Open => {}
+            // Both directions are over: the frame is dropped, the good data before FIN kept.
+            RecvState::Finished if ch.wire_done() => return,
+            RecvState::Finished => {
+                return self.local_reset(now, id, ErrorCode::STREAM_CLOSED, "data after FIN");
+            }
+            // Reset by us while the peer was still sending: drop quietly.
+            RecvState::Reset => return,
+        }
+        if !ch.window.consume(len) {
+            return self.violation(ErrorCode::FLOW_CONTROL, "data exceeds the channel's credit");
+        }
+        ch.msg_len += len;
+        if ch.msg_len > max_message {
+            return self.local_reset(now, id, ErrorCode::LIMIT, "message exceeds max message size");
+        }
+        if fin && !eom && ch.msg_len > 0 {
+            return self.local_reset(now, id, ErrorCode::PROTOCOL, "FIN inside a message");
+        }
+        if eom {
+            ch.msg_len = 0;
+        }
+        if !ch.push_recv(payload, eom, self.local.initial_window as usize) {
+            return self.local_reset(now, id, ErrorCode::LIMIT, "too many small unread messages");
+        }
+        if fin {
+            ch.recv = RecvState::Finished;
+        }
+        self.events.push_back(Event::Readable(id));
+        if fin {
+            self.settle(id);
+        }
+    }
+
+    fn on_window(&mut self, id: ChannelId, increment: u32) {
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return self.unknown_channel(id, "WINDOW");
+        };
+        if ch.pending_open.is_some() {
+            return self.violation(ErrorCode::PROTOCOL, "WINDOW on a channel not yet opened");
+        }
+        if !ch.credit.grant(increment) {
+            return self.violation(ErrorCode::FLOW_CONTROL, "credit exceeds 2^32-1");
+        }
+        self.schedule(id);
+    }
+
+    fn on_reset(&mut self, now: Instant, id: ChannelId, code: ErrorCode, reason: String) {
+        self.stats.resets_received += 1;
+        if !self.remote_resets.take(now) {
+            return self.violation(ErrorCode::LIMIT, "too many RESET frames");
+        }
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return self.unknown_channel(id, "RESET");
+        };
+        if ch.pending_open.is_some() {
+            return self.violation(ErrorCode::PROTOCOL, "RESET on a channel not yet opened");
+        }
+        if ch.wire_done() {
+            return; // nothing left to abort
+        }
+        let error = ChannelError::Reset { code, reason };
+        if ch.recv == RecvState::Finished {
+            // The peer's data is complete (FIN came first): it stays readable; only our
+            // sending ends.
+            ch.abort_send(error);
+        } else {
+            ch.set_reset(error);
+        }
+        self.wake_both(id);
+        self.settle(id);
+    }
+
+    fn on_goaway(&mut self, now: Instant, last_id: ChannelId, code: ErrorCode, reason: String) {
+        self.goaway_received = true;
+        if code != ErrorCode::NO_ERROR {
+            self.peer_goaway = Some(SessionError::PeerGoAway { code, reason: reason.clone() });
+        }
+        // Our opens above `last_id` were never processed: they fail as refused, retryable.
+        let refused: Vec<ChannelId> = self
+            .channels
+            .values()
+            .filter(|c| c.id.opener() == self.side && c.id > last_id && !c.wire_done())
+            .map(|c| c.id)
+            .collect();
+        for id in refused {
+            if let Some(ch) = self.channels.get_mut(&id) {
+                let reason = "not processed before the peer's GOAWAY".to_owned();
+                ch.set_reset(ChannelError::Reset { code: ErrorCode::REFUSED, reason });
+            }
+            self.wake_both(id);
+            self.settle(id);
+        }
+        self.events.push_back(Event::GoAway { code, reason });
+        self.events.push_back(Event::OpenCapacity);
+        self.enter_draining(now);
+    }
+
+    /// A frame for a channel not in the table: dropped if the id was used before (the channel
+    /// ended; frames in flight are normal), a protocol error if it was never opened. Knowing
+    /// which is which needs only the highest id of each side, so nothing is remembered per id.
+    fn unknown_channel(&mut self, id: ChannelId, what: &str) {
+        let last = if id.opener() == self.side { self.last_local_id } else { self.last_peer_id };
+        if id.0 > last {
+            let reason = format!("{what} on channel {id}, which was never opened");
+            self.violation(ErrorCode::PROTOCOL, &reason);
+        }
+    }
+}
