@@ -42,9 +42,10 @@ impl Session {
         if self.state == State::Closed {
             return;
         }
+        // A GOAWAY with an error code explains the close that follows it.
         let err = self
-            .peer_goaway
-            .clone()
+            .peer_goaway_error()
+            .filter(|e| e.code() != ErrorCode::NO_ERROR)
             .unwrap_or_else(|| SessionError::ConnectionLost(reason.to_owned()));
         let active = self.local_count + self.peer_count > 0;
         let graceful = self.state == State::Draining && !active;
@@ -63,9 +64,11 @@ impl Session {
             return;
         }
         if self.drain_deadline.is_some_and(|d| now >= d) {
-            let err = self.peer_goaway.clone().unwrap_or(SessionError::LocallyClosed);
+            // Whoever sent the GOAWAY is the one whose drain ran out.
+            let err = self.peer_goaway_error().unwrap_or(SessionError::LocallyClosed);
             self.close_channels(&err);
-            self.enter_closed(None);
+            let ended = self.peer_goaway_error().filter(|e| e.code() != ErrorCode::NO_ERROR);
+            self.enter_closed(ended);
         }
     }
 
@@ -162,7 +165,9 @@ impl Session {
         if len > self.local.max_frame_payload as usize {
             return self.violation(ErrorCode::PROTOCOL, "frame payload exceeds max frame payload");
         }
-        if len == 0 && !fin {
+        // A frame that carries nothing (no byte, no end of message, no FIN) is only work for us
+        // (CVE-2019-9518). Empty messages carry an event; their memory is bounded per channel.
+        if len == 0 && !eom && !fin {
             self.empty_frames += 1;
             if self.empty_frames > self.config.max_empty_frames {
                 return self.violation(ErrorCode::LIMIT, "too many empty DATA frames");
@@ -253,9 +258,7 @@ impl Session {
 
     fn on_goaway(&mut self, now: Instant, last_id: ChannelId, code: ErrorCode, reason: String) {
         self.goaway_received = true;
-        if code != ErrorCode::NO_ERROR {
-            self.peer_goaway = Some(SessionError::PeerGoAway { code, reason: reason.clone() });
-        }
+        self.peer_goaway = Some((code, reason.clone()));
         // Our opens above `last_id` were never processed: they fail as refused, retryable.
         let refused: Vec<ChannelId> = self
             .channels

@@ -130,8 +130,8 @@ pub struct Session {
     settings_sent: bool,
     state: State,
     error: Option<SessionError>,
-    /// The peer's GOAWAY error, which explains a transport close that follows it.
-    peer_goaway: Option<SessionError>,
+    /// The code and reason of the peer's (latest) GOAWAY.
+    peer_goaway: Option<(ErrorCode, String)>,
 
     channels: HashMap<ChannelId, Channel>,
     next_local_id: Option<ChannelId>,
@@ -423,11 +423,12 @@ impl Session {
         self.settle(id);
     }
 
-    /// Takes the next incoming channel, skipping those the peer already reset.
+    /// Takes the next incoming channel, skipping those that were reset before being accepted.
     pub fn accept(&mut self) -> Option<Incoming> {
         while let Some(incoming) = self.accept_queue.pop_front() {
             match self.channels.get(&incoming.id) {
-                Some(ch) if ch.error.is_none() => return Some(incoming),
+                // A finished request stays acceptable even after its session ended.
+                Some(ch) if ch.recv != RecvState::Reset => return Some(incoming),
                 _ => self.release(incoming.id),
             }
         }
@@ -447,6 +448,16 @@ impl Session {
         }
         let last_id = ChannelId(self.last_peer_id);
         self.control.push_back(Frame::GoAway { last_id, code, reason: reason.to_owned() });
+        // Opens not yet on the wire would follow our GOAWAY: they fail here instead.
+        let unsent: Vec<ChannelId> =
+            self.channels.values().filter(|c| c.pending_open.is_some()).map(|c| c.id).collect();
+        for id in unsent {
+            if let Some(ch) = self.channels.get_mut(&id) {
+                ch.set_reset(ChannelError::Session(SessionError::LocallyClosed));
+            }
+            self.wake_both(id);
+            self.settle(id);
+        }
         while let Some(incoming) = self.accept_queue.pop_front() {
             self.reset(incoming.id, ErrorCode::REFUSED, "session is going away");
             self.release(incoming.id);
@@ -633,12 +644,27 @@ impl Session {
         self.enter_closed(Some(err));
     }
 
-    /// Every channel not already over in a direction fails in it with `err`.
+    /// The peer's GOAWAY as a session error, if it sent one.
+    fn peer_goaway_error(&self) -> Option<SessionError> {
+        let (code, reason) = self.peer_goaway.clone()?;
+        Some(SessionError::PeerGoAway { code, reason })
+    }
+
+    /// Every channel not already over in a direction fails in it with `err`. Requests that
+    /// arrived complete (with FIN) and wait to be accepted stay acceptable.
     fn close_channels(&mut self, err: &SessionError) {
         self.ready.clear();
         self.window_queue.clear();
-        self.accept_queue.clear();
         self.pong = None;
+        let channels = &mut self.channels;
+        self.accept_queue.retain(|incoming| match channels.get_mut(&incoming.id) {
+            Some(ch) if ch.recv == RecvState::Finished => true,
+            Some(ch) => {
+                ch.released = true; // nobody will ever hold it
+                false
+            }
+            None => false,
+        });
         let mut woken = Vec::with_capacity(self.channels.len());
         self.channels.retain(|&id, ch| {
             ch.pending_open = None;
@@ -673,7 +699,9 @@ impl Session {
 
     fn check_drained(&mut self) {
         if self.state == State::Draining && self.local_count + self.peer_count == 0 {
-            self.enter_closed(None);
+            // Drained: a clean end, unless the peer's GOAWAY named an error.
+            let ended = self.peer_goaway_error().filter(|e| e.code() != ErrorCode::NO_ERROR);
+            self.enter_closed(ended);
         }
     }
 
