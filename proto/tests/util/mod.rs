@@ -484,3 +484,16 @@ pub fn goaway_in(frames: &[Frame]) -> Option<(ErrorCode, ChannelId)> {
         _ => None,
     })
 }
+
+/// A KiB.
+pub const KIB: usize = 1024;
+
+/// `s` as message bytes.
+pub fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+/// `s` as the message a helper reads.
+pub fn msg(s: &str) -> Got {
+    Got::Message(s.as_bytes().to_vec())
+}

@@ -1,0 +1,487 @@
+//! Channel scenarios of the sans-IO session: framing, flow control, opening and closing
+//! channels, driven through an in-memory [`Pair`] with a simulated clock. Each test is one
+//! behaviour, read as a script.
+
+mod util;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use util::*;
+use wsmux_proto::frame::{Data, Open};
+use wsmux_proto::{
+    ChannelError, ChannelId, Config, ErrorCode, Frame, OpenError, Read, SessionError, Side,
+};
+
+// ----- framing -----
+
+#[test]
+fn open_with_data_and_fin_is_one_frame() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("echo", b("meta"), Some(b("hello")), true).expect("open");
+    pair.drive();
+
+    let sent: Vec<&Frame> = pair.sent(Side::Client).collect();
+    let expected = Frame::Open(Open {
+        id,
+        route: "echo".into(),
+        metadata: b("meta"),
+        eom: true,
+        fin: true,
+        payload: b("hello"),
+    });
+    assert_eq!(sent, [&expected]);
+
+    let incoming = accept(&mut pair.server);
+    assert_eq!(
+        (incoming.id, incoming.route.as_str(), &incoming.metadata[..]),
+        (id, "echo", &b"meta"[..])
+    );
+    assert_eq!(read_message(&mut pair.server, id), Ok(msg("hello")));
+    assert_eq!(read_message(&mut pair.server, id), Ok(Got::End));
+}
+
+#[test]
+fn messages_larger_than_a_frame_are_split_and_reassembled() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("bulk", Bytes::new(), None, false).expect("open");
+    pair.drive(); // the OPEN leaves empty; data queued before it would ride in it
+    let big = pattern(1, 100 * KIB);
+    pair.client.send(id, big.clone()).expect("send");
+    pair.drive();
+
+    let data: Vec<&Data> = pair
+        .sent(Side::Client)
+        .filter_map(|f| match f {
+            Frame::Data(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(data.len(), 7, "100 KiB in 16 KiB frames");
+    assert!(data.iter().all(|d| d.payload.len() <= 16384));
+    let eoms: Vec<bool> = data.iter().map(|d| d.eom).collect();
+    assert_eq!(eoms, [false, false, false, false, false, false, true]);
+
+    accept(&mut pair.server);
+    assert_eq!(read_message(&mut pair.server, id), Ok(Got::Message(big.to_vec())));
+}
+
+#[test]
+fn round_robin_interleaves_channels() {
+    let mut pair = Pair::new();
+    let a = pair.client.open("a", Bytes::new(), None, false).expect("open a");
+    let c = pair.client.open("c", Bytes::new(), None, false).expect("open c");
+    pair.drive();
+    pair.clear_wire();
+    pair.client.send(a, pattern(1, 128 * KIB)).expect("send a");
+    pair.client.send(c, pattern(2, 128 * KIB)).expect("send c");
+    pair.drive();
+
+    let order: Vec<ChannelId> =
+        pair.sent(Side::Client).filter_map(payload_of).map(|(id, _)| id).collect();
+    assert_eq!(order.len(), 16);
+    for (i, id) in order.iter().enumerate() {
+        assert_eq!(*id, if i % 2 == 0 { a } else { c }, "frame {i} of {order:?}");
+    }
+}
+
+#[test]
+fn control_frames_go_before_data() {
+    let mut pair = Pair::new();
+    let bulk = pair.client.open("bulk", Bytes::new(), None, false).expect("open bulk");
+    let doomed = pair.client.open("doomed", Bytes::new(), None, false).expect("open doomed");
+    let down = pair.server.open("down", Bytes::new(), None, false).expect("open down");
+    pair.server.send(down, pattern(3, 100 * KIB)).expect("send down");
+    pair.drive();
+    assert_eq!(accept(&mut pair.client).id, down);
+
+    // The client starts a bulk transfer: one DATA frame leaves.
+    pair.client.send(bulk, pattern(4, 200 * KIB)).expect("send bulk");
+    pair.clear_wire();
+    pair.transmit_n(Side::Client, 1);
+    // Now three control frames become due: a RESET, a PING answer and a WINDOW.
+    pair.client.reset(doomed, ErrorCode::CANCEL, "no longer needed");
+    pair.advance(Duration::from_secs(15));
+    pair.server.handle_timeout(pair.now);
+    pair.transmit(Side::Server);
+    pair.deliver(Side::Server);
+    read_bytes(&mut pair.client, down, 64 * KIB);
+    pair.transmit_n(Side::Client, 4);
+
+    let sent: Vec<&Frame> = pair.sent(Side::Client).collect();
+    assert!(matches!(sent[0], Frame::Data(d) if d.id == bulk));
+    assert!(matches!(sent[1], Frame::Reset { id, code: ErrorCode::CANCEL, .. } if *id == doomed));
+    assert!(matches!(sent[2], Frame::Ping { ack: true, .. }));
+    assert!(
+        matches!(sent[3], Frame::Window { id, increment } if *id == down && *increment == 65536)
+    );
+    assert!(matches!(sent[4], Frame::Data(d) if d.id == bulk));
+}
+
+// ----- flow control -----
+
+#[test]
+fn stalled_reader_holds_at_most_its_window_and_other_channels_flow() {
+    let mut pair = Pair::new();
+    let window = pair.server.config().initial_window as usize;
+    let stalled = pair.client.open("stalled", Bytes::new(), None, false).expect("open");
+    let lively = pair.client.open("lively", Bytes::new(), None, false).expect("open");
+    // The writer respects backpressure: it sends while `poll_writable` says so.
+    let mut queued = 0;
+    while pair.client.poll_writable(stalled) == Ok(true) {
+        pair.client.send(stalled, pattern(queued as u64, 256 * KIB)).expect("send");
+        queued += 256 * KIB;
+        pair.drive();
+    }
+    assert_eq!(queued, 2 * 256 * KIB, "the second message waits: the first filled the window");
+    pair.client.send(lively, b("still moving")).expect("send");
+    pair.drive();
+
+    // Nothing was read on `stalled`, so what crossed is what the server buffers: one window.
+    assert_eq!(payload_bytes(pair.sent(Side::Client), stalled), window);
+    assert_eq!(accept(&mut pair.server).id, stalled);
+    assert_eq!(accept(&mut pair.server).id, lively);
+    assert_eq!(read_message(&mut pair.server, lively), Ok(msg("still moving")));
+    assert!(pair.server.error().is_none() && pair.client.error().is_none());
+}
+
+#[test]
+fn credit_returns_only_when_the_application_reads() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("up", Bytes::new(), None, false).expect("open");
+    pair.client.send(id, pattern(5, 512 * KIB)).expect("send");
+    pair.drive();
+    accept(&mut pair.server);
+    let windows = |pair: &Pair| {
+        pair.sent(Side::Server)
+            .filter_map(|f| match f {
+                Frame::Window { id, increment } => Some((*id, *increment)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(windows(&pair), [], "arrival alone returns no credit");
+    assert_eq!(payload_bytes(pair.sent(Side::Client), id), 256 * KIB);
+
+    read_bytes(&mut pair.server, id, 64 * KIB - 1);
+    pair.drive();
+    assert_eq!(windows(&pair), [], "less than a quarter of the window read");
+
+    read_bytes(&mut pair.server, id, 1);
+    pair.drive();
+    assert_eq!(windows(&pair), [(id, 64 * KIB as u32)]);
+    assert_eq!(payload_bytes(pair.sent(Side::Client), id), 320 * KIB);
+}
+
+#[test]
+fn settings_raise_the_send_window_of_channels_opened_before_them() {
+    let mut pair = Pair::unconnected(Config::default(), Config::default());
+    let id = pair.client.open("early", Bytes::new(), None, false).expect("open");
+    pair.client.send(id, pattern(6, 300 * KIB)).expect("send");
+    pair.transmit(Side::Client);
+    assert_eq!(payload_bytes(pair.sent(Side::Client), id), 64 * KIB, "the spec default window");
+
+    pair.drive();
+    assert_eq!(payload_bytes(pair.sent(Side::Client), id), 256 * KIB, "the server's window");
+    assert!(pair.server.error().is_none());
+}
+
+#[test]
+fn over_credit_is_a_flow_control_error() {
+    let mut peer = Script::server();
+    peer.feed(&open_frame(1, &[], false, false));
+    let frame = [7u8; 16 * KIB];
+    for _ in 0..16 {
+        peer.feed(&data_frame(1, &frame, false, false));
+    }
+    assert!(!peer.session.is_closed(), "exactly the window is allowed");
+    peer.feed(&data_frame(1, &[7], false, false));
+
+    assert_eq!(goaway_in(&peer.output()).map(|g| g.0), Some(ErrorCode::FLOW_CONTROL));
+    assert!(peer.session.is_closed());
+    assert!(matches!(
+        peer.session.error(),
+        Some(SessionError::PeerViolation { code: ErrorCode::FLOW_CONTROL, .. })
+    ));
+}
+
+// ----- opening -----
+
+#[test]
+fn both_sides_open_at_once_without_id_clash() {
+    let mut pair = Pair::new();
+    let from_client = pair.client.open("c", Bytes::new(), Some(b("from client")), true);
+    let from_server = pair.server.open("s", Bytes::new(), Some(b("from server")), true);
+    let (c, s) = (from_client.expect("client open"), from_server.expect("server open"));
+    assert_eq!((c, s), (ChannelId(1), ChannelId(2)));
+    pair.drive();
+
+    assert_eq!(accept(&mut pair.server).id, c);
+    assert_eq!(accept(&mut pair.client).id, s);
+    assert_eq!(read_message(&mut pair.server, c), Ok(msg("from client")));
+    assert_eq!(read_message(&mut pair.client, s), Ok(msg("from server")));
+    let next = (
+        pair.client.open("c", Bytes::new(), None, false),
+        pair.server.open("s", Bytes::new(), None, false),
+    );
+    assert_eq!(next, (Ok(ChannelId(3)), Ok(ChannelId(4))));
+}
+
+#[test]
+fn refused_open_after_data_is_reported_to_the_opener() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("missing", Bytes::new(), Some(b("first")), false).expect("open");
+    pair.client.send(id, b("second")).expect("send");
+    pair.drive();
+
+    assert_eq!(accept(&mut pair.server).route, "missing");
+    pair.server.reset(id, ErrorCode::NOT_FOUND, "no such route");
+    pair.server.release(id);
+    pair.drive();
+
+    assert_eq!(
+        pair.client.read(id, 100),
+        Err(ChannelError::Reset { code: ErrorCode::NOT_FOUND, reason: "no such route".into() })
+    );
+    assert!(matches!(pair.client.send(id, b("third")), Err(ChannelError::Reset { .. })));
+    assert_eq!(pair.client.open_channels(), (0, 0));
+}
+
+#[test]
+fn channel_cap_refuses_excess_with_limit_and_session_lives() {
+    let mut server = Config::default();
+    server.max_channels = 2;
+    let mut pair = Pair::unconnected(Config::default(), server);
+    // Before the server's SETTINGS the client assumes the default of 100 channels.
+    let ids: Vec<ChannelId> = (0..3)
+        .map(|i| pair.client.open("r", Bytes::new(), Some(pattern(i, 10)), false).expect("open"))
+        .collect();
+    pair.drive();
+
+    let refused = pair.client.read(ids[2], 100);
+    assert!(
+        matches!(refused, Err(ChannelError::Reset { code: ErrorCode::LIMIT, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        pair.client.open("r", Bytes::new(), None, false),
+        Err(OpenError::TooManyChannels(2))
+    );
+    for (i, id) in ids[..2].iter().enumerate() {
+        assert_eq!(accept(&mut pair.server).id, *id);
+        assert_eq!(
+            read_message(&mut pair.server, *id),
+            Ok(Got::Message(pattern(i as u64, 10).to_vec()))
+        );
+    }
+    assert!(pair.server.accept().is_none());
+    assert!(!pair.server.is_closing() && !pair.client.is_closing());
+}
+
+#[test]
+fn accept_backlog_is_bounded() {
+    let mut server = Config::default();
+    server.accept_backlog = 4;
+    let mut pair = Pair::with(Config::default(), server);
+    let ids: Vec<ChannelId> = (0..6)
+        .map(|i| pair.client.open("r", Bytes::new(), Some(pattern(i, 10)), false).expect("open"))
+        .collect();
+    pair.drive();
+
+    assert_eq!(pair.server.pending_incoming(), 4);
+    for id in &ids[4..] {
+        let err = pair.client.read(*id, 100).expect_err("refused");
+        assert!(err.is_refused(), "{err:?}");
+    }
+    for (i, id) in ids[..4].iter().enumerate() {
+        assert_eq!(accept(&mut pair.server).id, *id);
+        assert_eq!(
+            read_message(&mut pair.server, *id),
+            Ok(Got::Message(pattern(i as u64, 10).to_vec()))
+        );
+    }
+}
+
+// ----- closing channels -----
+
+#[test]
+fn half_close_each_direction() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("rpc", Bytes::new(), Some(b("request")), false).expect("open");
+    pair.client.finish(id).expect("finish");
+    pair.drive();
+    accept(&mut pair.server);
+    assert_eq!(read_all(&mut pair.server, id), (vec![b"request".to_vec()], Tail::End));
+
+    // The server's direction is still open after the client's ended.
+    pair.server.send(id, b("reply 1")).expect("send");
+    pair.server.send(id, b("reply 2")).expect("send");
+    pair.drive();
+    assert_eq!(pair.client.send(id, b("late")), Err(ChannelError::Finished));
+    let (msgs, tail) = read_all(&mut pair.client, id);
+    assert_eq!((msgs, tail), (vec![b"reply 1".to_vec(), b"reply 2".to_vec()], Tail::Pending));
+
+    pair.server.finish(id).expect("finish");
+    pair.drive();
+    assert_eq!(read_message(&mut pair.client, id), Ok(Got::End));
+    assert_eq!(pair.client.open_channels(), (0, 0));
+    assert_eq!(pair.server.open_channels(), (0, 0));
+}
+
+#[test]
+fn reset_and_clean_end_are_distinguishable() {
+    let mut pair = Pair::new();
+    let clean = pair.client.open("clean", Bytes::new(), None, false).expect("open");
+    let aborted = pair.client.open("aborted", Bytes::new(), None, false).expect("open");
+    pair.drive();
+    accept(&mut pair.server);
+    accept(&mut pair.server);
+    pair.server.send(clean, b("done")).expect("send");
+    pair.server.finish(clean).expect("finish");
+    pair.server.send(aborted, b("partial")).expect("send");
+    pair.server.reset(aborted, ErrorCode(0x1234), "gave up");
+    pair.drive();
+
+    assert_eq!(read_all(&mut pair.client, clean), (vec![b"done".to_vec()], Tail::End));
+    let reset = ChannelError::Reset { code: ErrorCode(0x1234), reason: "gave up".into() };
+    assert_eq!(read_all(&mut pair.client, aborted), (vec![], Tail::Error(reset)));
+}
+
+#[test]
+fn release_with_unread_data_resets_with_cancel() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("r", Bytes::new(), Some(b("unread")), false).expect("open");
+    pair.drive();
+    accept(&mut pair.server);
+    pair.server.release(id);
+    pair.drive();
+
+    assert!(pair
+        .sent(Side::Server)
+        .any(|f| matches!(f, Frame::Reset { id: i, code: ErrorCode::CANCEL, .. } if *i == id)));
+    assert!(matches!(
+        pair.client.read(id, 100),
+        Err(ChannelError::Reset { code: ErrorCode::CANCEL, .. })
+    ));
+    assert_eq!(pair.server.channel_count(), 0);
+}
+
+#[test]
+fn release_after_reading_to_the_end_finishes() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("r", Bytes::new(), Some(b("request")), true).expect("open");
+    pair.drive();
+    accept(&mut pair.server);
+    assert_eq!(read_all(&mut pair.server, id), (vec![b"request".to_vec()], Tail::End));
+    pair.server.send(id, b("reply")).expect("send");
+    pair.server.release(id);
+    pair.drive();
+
+    let server_sent: Vec<&Frame> = pair.sent(Side::Server).collect();
+    let reply = Frame::Data(Data { id, eom: true, fin: true, payload: b("reply") });
+    assert_eq!(server_sent, [&reply], "the reply carries the FIN; no RESET");
+    assert_eq!(read_all(&mut pair.client, id), (vec![b"reply".to_vec()], Tail::End));
+}
+
+#[test]
+fn released_channels_are_freed_on_both_sides() {
+    let mut pair = Pair::new();
+    let ids: Vec<ChannelId> = (0..10)
+        .map(|i| pair.client.open("r", Bytes::new(), Some(pattern(i, 100)), true).expect("open"))
+        .collect();
+    pair.drive();
+    for id in &ids {
+        accept(&mut pair.server);
+        assert_eq!(read_all(&mut pair.server, *id).1, Tail::End);
+        pair.server.send(*id, b("ok")).expect("send");
+        pair.server.release(*id);
+    }
+    pair.drive();
+    assert_eq!(pair.server.channel_count(), 0);
+    for id in &ids {
+        assert_eq!(read_all(&mut pair.client, *id), (vec![b"ok".to_vec()], Tail::End));
+        pair.client.release(*id);
+    }
+    pair.drive();
+    assert_eq!(pair.client.channel_count(), 0);
+    assert_eq!((pair.client.open_channels(), pair.server.open_channels()), ((0, 0), (0, 0)));
+}
+
+#[test]
+fn frames_for_a_reset_channel_are_dropped() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("r", Bytes::new(), None, false).expect("open");
+    pair.drive();
+    accept(&mut pair.server);
+
+    // Data the client sent before the server's RESET reaches it arrives after that RESET.
+    pair.client.send(id, pattern(1, 40 * KIB)).expect("send");
+    pair.transmit(Side::Client);
+    pair.server.reset(id, ErrorCode::CANCEL, "");
+    pair.deliver(Side::Client);
+    // And once the channel is released, more late frames find nothing at all.
+    pair.client.send(id, pattern(2, 40 * KIB)).expect("send");
+    pair.transmit(Side::Client);
+    pair.server.release(id);
+    pair.deliver(Side::Client);
+    pair.drive();
+
+    assert!(pair.server.error().is_none() && !pair.server.is_closing());
+    let resets = pair.sent(Side::Server).filter(|f| matches!(f, Frame::Reset { .. })).count();
+    assert_eq!(resets, 1, "no answer to frames of a reset channel");
+    assert_eq!(pair.server.channel_count(), 0);
+}
+
+#[test]
+fn reset_returns_credit_so_the_session_is_not_starved() {
+    let mut pair = Pair::new();
+    // Many channels fill their windows, then the server drops them unread.
+    let stuck: Vec<ChannelId> = (0..32)
+        .map(|i| {
+            let id = pair.client.open("r", Bytes::new(), None, false).expect("open");
+            pair.client.send(id, pattern(i, 300 * KIB)).expect("send");
+            id
+        })
+        .collect();
+    pair.drive();
+    for id in &stuck {
+        accept(&mut pair.server);
+        pair.server.release(*id);
+    }
+    pair.drive();
+    for id in &stuck {
+        assert!(matches!(
+            pair.client.read(*id, 1),
+            Err(ChannelError::Reset { code: ErrorCode::CANCEL, .. })
+        ));
+        pair.client.release(*id);
+    }
+    assert_eq!((pair.client.channel_count(), pair.server.channel_count()), (0, 0));
+
+    // New channels move more than a window each.
+    let fresh: Vec<ChannelId> = (0..8)
+        .map(|i| {
+            let id = pair.client.open("r", Bytes::new(), Some(pattern(100 + i, 600 * KIB)), true);
+            id.expect("open")
+        })
+        .collect();
+    let mut received: Vec<Vec<u8>> = vec![Vec::new(); fresh.len()];
+    let mut ended = 0;
+    for _ in 0..100 {
+        pair.drive();
+        while pair.server.accept().is_some() {}
+        for (i, id) in fresh.iter().enumerate() {
+            while let Ok(Read::Chunk(c)) = pair.server.read(*id, usize::MAX) {
+                received[i].extend_from_slice(&c.data);
+            }
+        }
+        ended = fresh.iter().filter(|id| pair.server.read(**id, 1) == Ok(Read::End)).count();
+        if ended == fresh.len() {
+            break;
+        }
+    }
+    assert_eq!(ended, fresh.len());
+    for (i, data) in received.iter().enumerate() {
+        assert!(data[..] == pattern(100 + i as u64, 600 * KIB)[..], "channel {i}");
+    }
+}

@@ -1,0 +1,339 @@
+//! Session scenarios: GOAWAY and drain, keepalive, transport loss, and abuse budgets, driven
+//! through an in-memory [`Pair`] or a scripted peer with a simulated clock.
+
+mod util;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use util::*;
+use wsmux_proto::{
+    ChannelError, ChannelId, Config, ErrorCode, Event, Frame, OpenError, SessionError, Side,
+};
+
+// ----- closing the session -----
+
+#[test]
+fn goaway_lets_channels_in_flight_finish_and_refuses_new_opens() {
+    let mut pair = Pair::new();
+    let a = pair.client.open("a", Bytes::new(), Some(b("question")), false).expect("open a");
+    pair.drive();
+    assert_eq!(accept(&mut pair.server).id, a);
+
+    // The client opens C while the server's GOAWAY is already on its way: they cross.
+    let c = pair.client.open("c", Bytes::new(), Some(b("too late")), false).expect("open c");
+    pair.transmit(Side::Client);
+    pair.server.close(pair.now, ErrorCode::NO_ERROR, "restarting");
+    pair.transmit(Side::Server);
+    pair.drive();
+
+    let goaway = pair.sent(Side::Server).find_map(|f| match f {
+        Frame::GoAway { last_id, code, .. } => Some((*last_id, *code)),
+        _ => None,
+    });
+    assert_eq!(goaway, Some((a, ErrorCode::NO_ERROR)));
+    assert!(pair.events(Side::Client).iter().any(|e| matches!(e, Event::GoAway { .. })));
+    assert_eq!(pair.client.open("d", Bytes::new(), None, false), Err(OpenError::GoingAway));
+    let refused = pair.client.read(c, 100).expect_err("C is refused");
+    assert!(refused.is_refused(), "{refused:?}");
+    assert!(pair
+        .sent(Side::Server)
+        .any(|f| matches!(f, Frame::Reset { id, code: ErrorCode::REFUSED, .. } if *id == c)));
+
+    // A, opened before the GOAWAY, completes in both directions.
+    assert_eq!(read_message(&mut pair.server, a), Ok(msg("question")));
+    pair.server.send(a, b("answer")).expect("send");
+    pair.server.finish(a).expect("finish");
+    pair.client.finish(a).expect("finish");
+    pair.drive();
+    assert_eq!(read_all(&mut pair.client, a), (vec![b"answer".to_vec()], Tail::End));
+    assert_eq!(read_message(&mut pair.server, a), Ok(Got::End));
+
+    assert!(pair.client.is_closed() && pair.server.is_closed());
+    assert_eq!((pair.client.error(), pair.server.error()), (None, None));
+    assert_eq!((pair.client.close_code(), pair.server.close_code()), (1000, 1000));
+}
+
+#[test]
+fn drain_deadline_ends_a_stuck_drain() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("stuck", Bytes::new(), None, false).expect("open");
+    pair.drive();
+    accept(&mut pair.server);
+    pair.server.close(pair.now, ErrorCode::NO_ERROR, "bye");
+    pair.drive();
+    let drain = pair.server.config().drain_timeout;
+
+    pair.pass_time(drain - Duration::from_millis(1));
+    assert!(pair.server.is_closing() && !pair.server.is_closed());
+    assert!(pair.client.is_closing() && !pair.client.is_closed());
+
+    pair.pass_time(Duration::from_millis(1));
+    assert!(pair.server.is_closed() && pair.client.is_closed());
+    assert_eq!((pair.client.error(), pair.server.error()), (None, None));
+    assert_eq!(pair.server.read(id, 100), Err(ChannelError::Session(SessionError::LocallyClosed)));
+    assert!(matches!(pair.client.read(id, 100), Err(ChannelError::Session(_))));
+}
+
+#[test]
+fn fin_then_transport_close_delivers_everything() {
+    let mut pair = Pair::new();
+    let done = pair.client.open("done", Bytes::new(), None, false).expect("open");
+    let sent: Vec<Bytes> = vec![b("one"), pattern(1, 40 * KIB), Bytes::new(), b("last")];
+    for m in &sent {
+        pair.client.send(done, m.clone()).expect("send");
+    }
+    pair.client.finish(done).expect("finish");
+    let open = pair.client.open("open", Bytes::new(), Some(b("unfinished")), false).expect("open");
+    pair.drive();
+    assert_eq!(accept(&mut pair.server).id, done);
+    assert_eq!(accept(&mut pair.server).id, open);
+
+    pair.server.handle_transport_closed("connection reset by peer");
+
+    let expected: Vec<Vec<u8>> = sent.iter().map(|m| m.to_vec()).collect();
+    assert_eq!(read_all(&mut pair.server, done), (expected, Tail::End));
+    let lost = SessionError::ConnectionLost("connection reset by peer".into());
+    let (_, tail) = read_all(&mut pair.server, open);
+    assert_eq!(tail, Tail::Error(ChannelError::Session(lost.clone())));
+    assert!(pair.server.is_closed());
+    assert_eq!(pair.server.error(), Some(&lost));
+}
+
+// ----- keepalive -----
+
+#[test]
+fn keepalive_measures_rtt() {
+    let mut pair = Pair::unconnected(Config::default(), Config::default());
+    let delay = Duration::from_millis(42);
+    pair.transmit(Side::Client); // SETTINGS, PING
+    pair.advance(delay);
+    pair.deliver(Side::Client);
+    pair.transmit(Side::Server); // SETTINGS, the answer, its own PING
+    pair.deliver(Side::Server);
+
+    let stats = pair.client.stats();
+    assert_eq!((stats.rtt, stats.smoothed_rtt), (Some(delay), Some(delay)));
+}
+
+#[test]
+fn unanswered_ping_ends_the_session_after_the_timeout() {
+    let mut pair = Pair::new();
+    pair.set_hook(|from, _| if from == Side::Server { Verdict::Drop } else { Verdict::Deliver });
+    let config = pair.client.config().clone();
+    let interval = config.keepalive_interval.expect("keepalive is on by default");
+    let limit = interval + config.keepalive_timeout;
+
+    pair.pass_time(limit - Duration::from_millis(1));
+    assert!(!pair.client.is_closed());
+    pair.pass_time(Duration::from_millis(1));
+    assert!(pair.client.is_closed());
+    assert_eq!(
+        pair.client.error(),
+        Some(&SessionError::KeepaliveTimeout(config.keepalive_timeout))
+    );
+    assert_eq!(pair.client.close_code(), 1011);
+}
+
+// ----- abuse -----
+
+#[test]
+fn rapid_reset_exhausts_the_budget_and_ends_the_session() {
+    let mut peer = Script::server();
+    let config = peer.session.config().clone();
+    let burst = config.remote_reset_budget.burst;
+    let mut resets = 0;
+    for i in 0..2 * burst {
+        let id = 2 * i + 1;
+        peer.feed(&open_frame(id, b"x", false, false));
+        peer.feed(&reset_frame(id, ErrorCode::CANCEL));
+        resets += 1;
+        assert!(peer.session.channel_count() <= config.accept_backlog, "at reset {resets}");
+        if peer.session.is_closed() {
+            break;
+        }
+    }
+    assert_eq!(resets, burst + 1);
+    assert_eq!(goaway_in(&peer.output()).map(|g| g.0), Some(ErrorCode::LIMIT));
+    assert!(matches!(
+        peer.session.error(),
+        Some(SessionError::PeerViolation { code: ErrorCode::LIMIT, .. })
+    ));
+    assert_eq!(peer.session.close_code(), 1008);
+}
+
+#[test]
+fn ping_flood_gets_one_pong() {
+    let mut peer = Script::server();
+    for i in 0..1000u64 {
+        peer.feed(&Frame::Ping { ack: false, payload: i.to_be_bytes() });
+    }
+    let answers: Vec<Frame> =
+        peer.output().into_iter().filter(|f| matches!(f, Frame::Ping { ack: true, .. })).collect();
+    assert_eq!(answers, [Frame::Ping { ack: true, payload: 999u64.to_be_bytes() }]);
+    assert!(!peer.session.is_closing());
+}
+
+#[test]
+fn empty_data_flood_ends_the_session() {
+    let mut peer = Script::server();
+    let max = peer.session.config().max_empty_frames;
+    peer.feed(&open_frame(1, &[], false, false));
+    for _ in 0..max {
+        peer.feed(&data_frame(1, &[], false, false));
+    }
+    assert!(!peer.session.is_closing(), "{max} empty frames are tolerated");
+    peer.feed(&data_frame(1, &[], false, false));
+
+    assert_eq!(goaway_in(&peer.output()).map(|g| g.0), Some(ErrorCode::LIMIT));
+    assert!(peer.session.is_closed());
+}
+
+#[test]
+fn data_after_fin_resets_only_that_channel() {
+    let mut peer = Script::server();
+    peer.feed(&open_frame(1, b"whole", true, true));
+    peer.feed(&open_frame(3, b"first", true, false));
+    peer.feed(&data_frame(1, b"after fin", true, false));
+    peer.feed(&data_frame(3, b"second", true, false));
+
+    assert_eq!(resets_in(&peer.output()), [(ChannelId(1), ErrorCode::STREAM_CLOSED)]);
+    assert!(!peer.session.is_closing());
+    // The reset channel is skipped by accept; the other one carries on.
+    assert_eq!(accept(&mut peer.session).id, ChannelId(3));
+    let got = read_all(&mut peer.session, ChannelId(3));
+    assert_eq!(got, (vec![b"first".to_vec(), b"second".to_vec()], Tail::Pending));
+}
+
+#[test]
+fn a_flood_of_empty_messages_resets_the_channel_with_limit() {
+    let mut peer = Script::server();
+    let max_empty = peer.session.config().max_empty_frames;
+    peer.feed(&open_frame(1, &[], false, false));
+    // Each round: as many empty messages as the empty-frame budget allows, then one byte to
+    // restart its count. The reader never reads, so only the unread-chunk cost can stop this.
+    for _ in 0..20 {
+        for _ in 0..max_empty {
+            peer.feed(&data_frame(1, &[], true, false));
+        }
+        peer.feed(&data_frame(1, b"x", true, false));
+    }
+
+    assert_eq!(resets_in(&peer.output()), [(ChannelId(1), ErrorCode::LIMIT)]);
+    assert!(!peer.session.is_closing());
+    assert!(matches!(
+        peer.session.read(ChannelId(1), 100),
+        Err(ChannelError::LocallyReset { code: ErrorCode::LIMIT, .. })
+    ));
+}
+
+#[test]
+fn a_session_error_before_settings_went_out_still_sends_settings_first() {
+    let mut pair = Pair::unconnected(Config::default(), Config::default());
+    pair.server.handle_text();
+    pair.drive();
+
+    let sent: Vec<&Frame> = pair.sent(Side::Server).collect();
+    assert!(
+        matches!(sent[..], [Frame::Settings(_), Frame::GoAway { code: ErrorCode::PROTOCOL, .. }]),
+        "{sent:?}"
+    );
+    let events = pair.events(Side::Client);
+    assert!(
+        events.iter().any(|e| matches!(e, Event::GoAway { code: ErrorCode::PROTOCOL, .. })),
+        "the client learns the code: {events:?}"
+    );
+}
+
+#[test]
+fn release_while_finishing_delivers_the_data_then_cancels() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("upload", Bytes::new(), None, false).expect("open");
+    pair.drive();
+    accept(&mut pair.server);
+    let upload = pattern(9, 100 * KIB);
+    pair.client.send(id, upload.clone()).expect("send");
+    pair.client.finish(id).expect("finish");
+    pair.client.release(id); // the server may still send: CANCEL, but only after the FIN
+    pair.drive();
+
+    let tail: Vec<&Frame> =
+        pair.sent(Side::Client).skip_while(|f| !matches!(f, Frame::Data(d) if d.fin)).collect();
+    assert!(
+        matches!(tail[..], [Frame::Data(_), Frame::Reset { code: ErrorCode::CANCEL, .. }]),
+        "{tail:?}"
+    );
+    assert_eq!(read_all(&mut pair.server, id), (vec![upload.to_vec()], Tail::End));
+    assert!(matches!(
+        pair.server.send(id, b("reply")),
+        Err(ChannelError::Reset { code: ErrorCode::CANCEL, .. })
+    ));
+    assert_eq!(pair.client.channel_count(), 0);
+}
+
+// ----- regressions: bugs these scenarios found -----
+
+#[test]
+fn a_goaway_with_an_error_code_is_the_sessions_error() {
+    let mut pair = Pair::new();
+    pair.server.handle_text(); // the server ends the session with PROTOCOL
+    pair.drive();
+
+    assert!(pair.client.is_closed());
+    assert!(
+        matches!(
+            pair.client.error(),
+            Some(SessionError::PeerGoAway { code: ErrorCode::PROTOCOL, .. })
+        ),
+        "client error: {:?}",
+        pair.client.error()
+    );
+    assert_eq!(pair.client.close_code(), 1002);
+}
+
+#[test]
+fn a_finished_channel_waiting_to_be_accepted_survives_transport_close() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("notify", Bytes::new(), Some(b("event")), true).expect("open");
+    pair.drive();
+    pair.server.handle_transport_closed("gone");
+
+    let incoming = pair.server.accept().map(|i| i.id);
+    assert_eq!(incoming, Some(id), "the finished channel can still be accepted");
+    assert_eq!(read_all(&mut pair.server, id), (vec![b"event".to_vec()], Tail::End));
+}
+
+#[test]
+fn channels_cut_by_the_peers_drain_deadline_do_not_blame_this_end() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("stuck", Bytes::new(), None, false).expect("open");
+    pair.drive();
+    accept(&mut pair.server);
+    pair.server.close(pair.now, ErrorCode::NO_ERROR, "bye");
+    pair.drive();
+    pair.pass_time(pair.client.config().drain_timeout);
+
+    assert!(pair.client.is_closed());
+    let err = pair.client.read(id, 100);
+    assert!(
+        matches!(
+            err,
+            Err(ChannelError::Session(SessionError::PeerGoAway { code: ErrorCode::NO_ERROR, .. }))
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn close_puts_no_open_on_the_wire_after_its_goaway() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("late", Bytes::new(), Some(b("hello")), false).expect("open");
+    pair.client.close(pair.now, ErrorCode::NO_ERROR, "bye");
+    pair.drive();
+
+    let sent: Vec<&Frame> = pair.sent(Side::Client).collect();
+    let goaway = sent.iter().position(|f| matches!(f, Frame::GoAway { .. })).expect("GOAWAY");
+    assert!(!sent[goaway..].iter().any(|f| matches!(f, Frame::Open(_))), "client sent {sent:?}");
+    // The application learns at once that the channel will not happen.
+    assert!(pair.client.read(id, 100).is_err());
+}
