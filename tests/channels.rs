@@ -289,6 +289,11 @@ fn dropping_a_channel_resets_it_for_the_peer() {
             }
             other => panic!("expected CANCEL, got {other:?}"),
         }
+        drop(peer);
+        // The state is freed on both sides.
+        assert_eq!(client.stats().held_channels, 0);
+        assert_eq!(server.stats().held_channels, 0);
+        assert_eq!(server.stats().open_channels, 0);
     });
 }
 
@@ -310,6 +315,7 @@ fn dropping_the_last_session_handle_closes_cleanly_on_both_sides() {
         drop(ch);
         drop(peer);
         assert_eq!(server.closed().await, None);
+        assert_eq!(server.stats().held_channels, 0);
     });
 }
 

@@ -101,6 +101,11 @@ pub struct Stats {
     pub rtt: Option<std::time::Duration>,
     /// The smoothed round-trip time (7/8 old + 1/8 new).
     pub smoothed_rtt: Option<std::time::Duration>,
+    /// Channels open on the wire now (either direction not yet ended), both openers.
+    pub open_channels: u32,
+    /// Channels whose state is held now: open on the wire, or ended but not yet released by
+    /// the application. Returns to 0 once every channel has ended and been dropped.
+    pub held_channels: usize,
 }
 
 /// Where the session is in its life.
@@ -244,6 +249,8 @@ impl Session {
         Stats {
             rtt: self.keepalive.latest_rtt,
             smoothed_rtt: self.keepalive.smoothed_rtt,
+            open_channels: self.local_count + self.peer_count,
+            held_channels: self.channels.len(),
             ..self.stats.clone()
         }
     }
