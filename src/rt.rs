@@ -4,64 +4,51 @@
 //! several runtime features on, async-std wins, then smol, then tokio; a tokio user builds
 //! with `default-features = false, features = ["tokio"]`.
 
+/// async-std and smol have the same TCP API; one body serves both.
+macro_rules! futures_io_runtime {
+    ($net:path, $spawn:expr) => {
+        use $net as net;
+
+        pub(crate) type TcpStream = net::TcpStream;
+        pub(crate) type TcpListener = net::TcpListener;
+
+        pub(crate) async fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
+            let s = TcpStream::connect((host, port)).await?;
+            s.set_nodelay(true)?;
+            Ok(s)
+        }
+
+        pub(crate) async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+            TcpListener::bind(addr).await
+        }
+
+        pub(crate) async fn accept(l: &TcpListener) -> std::io::Result<TcpStream> {
+            let (s, _) = l.accept().await?;
+            s.set_nodelay(true)?;
+            Ok(s)
+        }
+
+        pub(crate) fn local_addr(l: &TcpListener) -> std::io::Result<std::net::SocketAddr> {
+            l.local_addr()
+        }
+
+        pub(crate) fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
+            let spawn = $spawn;
+            spawn(f);
+        }
+    };
+}
+
 #[cfg(feature = "async-std")]
 mod imp {
-    pub(crate) type TcpStream = async_std::net::TcpStream;
-    pub(crate) type TcpListener = async_std::net::TcpListener;
-
-    pub(crate) async fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
-        let s = TcpStream::connect((host, port)).await?;
-        s.set_nodelay(true)?;
-        Ok(s)
-    }
-
-    pub(crate) async fn bind(addr: &str) -> std::io::Result<TcpListener> {
-        TcpListener::bind(addr).await
-    }
-
-    pub(crate) async fn accept(l: &TcpListener) -> std::io::Result<TcpStream> {
-        let (s, _) = l.accept().await?;
-        s.set_nodelay(true)?;
-        Ok(s)
-    }
-
-    pub(crate) fn local_addr(l: &TcpListener) -> std::io::Result<std::net::SocketAddr> {
-        l.local_addr()
-    }
-
-    pub(crate) fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
+    futures_io_runtime!(async_std::net, |f| {
         async_std::task::spawn(f);
-    }
+    });
 }
 
 #[cfg(all(feature = "smol", not(feature = "async-std")))]
 mod imp {
-    pub(crate) type TcpStream = smol::net::TcpStream;
-    pub(crate) type TcpListener = smol::net::TcpListener;
-
-    pub(crate) async fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
-        let s = TcpStream::connect((host, port)).await?;
-        s.set_nodelay(true)?;
-        Ok(s)
-    }
-
-    pub(crate) async fn bind(addr: &str) -> std::io::Result<TcpListener> {
-        TcpListener::bind(addr).await
-    }
-
-    pub(crate) async fn accept(l: &TcpListener) -> std::io::Result<TcpStream> {
-        let (s, _) = l.accept().await?;
-        s.set_nodelay(true)?;
-        Ok(s)
-    }
-
-    pub(crate) fn local_addr(l: &TcpListener) -> std::io::Result<std::net::SocketAddr> {
-        l.local_addr()
-    }
-
-    pub(crate) fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
-        smol::spawn(f).detach();
-    }
+    futures_io_runtime!(smol::net, |f| smol::spawn(f).detach());
 }
 
 #[cfg(all(feature = "tokio", not(any(feature = "async-std", feature = "smol"))))]

@@ -322,12 +322,7 @@ fn dropping_the_last_session_handle_closes_cleanly_on_both_sides() {
 #[test]
 fn fin_then_transport_close_delivers_everything() {
     run(async {
-        let listener =
-            wsmux::server::Server::bind("127.0.0.1:0", Default::default()).await.unwrap();
-        let url = format!("ws://{}/mux", listener.local_addr());
-        let (client, driver) = wsmux::client::connect(&url, Default::default()).await.unwrap();
-        let driver = async_std::task::spawn(driver);
-        let server = listener.accept().await.unwrap();
+        let (client, server, driver) = pair_with_killable_client().await;
 
         let messages: Vec<Bytes> = (0..20).map(|i| Bytes::from(pattern(i, 5000))).collect();
         let mut finished = client.open("finished").await.unwrap();
@@ -367,12 +362,7 @@ fn fin_then_transport_close_delivers_everything() {
 #[test]
 fn transport_dropped_mid_transfer_fails_every_channel_promptly() {
     run(async {
-        let listener =
-            wsmux::server::Server::bind("127.0.0.1:0", Default::default()).await.unwrap();
-        let url = format!("ws://{}/mux", listener.local_addr());
-        let (client, driver) = wsmux::client::connect(&url, Default::default()).await.unwrap();
-        let driver = async_std::task::spawn(driver);
-        let server = listener.accept().await.unwrap();
+        let (client, server, driver) = pair_with_killable_client().await;
         let mut senders = Vec::new();
         let mut receivers = Vec::new();
         for _ in 0..5 {

@@ -30,6 +30,18 @@ pub async fn pair_with(client: Config, server: ServerConfig) -> (Session, Sessio
     (client_session, server_session)
 }
 
+/// A pair whose client driver runs as a task the test can cancel: cancelling it drops the
+/// TCP connection at once, with no GOAWAY and no close handshake.
+pub async fn pair_with_killable_client(
+) -> (Session, Session, async_std::task::JoinHandle<Result<(), wsmux::Error>>) {
+    let listener = Server::bind("127.0.0.1:0", ServerConfig::default()).await.expect("bind");
+    let url = format!("ws://{}/mux", listener.local_addr());
+    let (client, driver) = wsmux::client::connect(&url, Config::default()).await.expect("connect");
+    let driver = async_std::task::spawn(driver);
+    let server = listener.accept().await.expect("accept");
+    (client, server, driver)
+}
+
 /// A fast, deterministic checksum (FNV-1a 64).
 pub fn checksum(data: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
