@@ -1,0 +1,134 @@
+//! Memory cases: resident memory per idle channel and per idle connection.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+use futures::channel::mpsc;
+use futures::StreamExt;
+
+use crate::cases::Value;
+use crate::net::Net;
+use crate::systems::{ws_config, wsmux_pair};
+
+/// Resident set size of this process, from /proc/self/statm.
+pub(crate) fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+/// `n` idle channels on one session, both ends in this process (so each channel is counted
+/// with its state at BOTH ends, and its application handles).
+pub(crate) async fn idle_channels<N: Net>(n: usize) -> Value {
+    let mut config = wsmux::Config::default();
+    config.protocol.max_channels = n as u32 + 16;
+    config.protocol.accept_backlog = n + 16;
+    let (client, server) = wsmux_pair::<N>(config).await;
+    let before = rss();
+    let open = async {
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(client.open("idle").await.expect("open"));
+        }
+        v
+    };
+    let accept = async {
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(server.accept().await.expect("incoming").accept());
+        }
+        v
+    };
+    let (opened, accepted) = futures::join!(open, accept);
+    let after = rss();
+    assert_eq!(server.stats().open_channels as usize, n);
+    drop((opened, accepted));
+    Value::Memory { per_item: after.saturating_sub(before) as f64 / n as f64, items: n }
+}
+
+/// `n` idle connections to one server in this process; the clients run in a child process so
+/// only the server side is measured. `kind` is `wsmux` or `raw`.
+pub(crate) async fn idle_connections<N: Net>(n: usize, kind: &'static str) -> Value {
+    let listener = N::bind().await;
+    let addr = N::local_addr(&listener);
+    let (tx, mut rx) = mpsc::unbounded::<Box<dyn std::any::Any + Send>>();
+    N::spawn(async move {
+        for _ in 0..n {
+            let tcp = N::accept(&listener).await;
+            let tx = tx.clone();
+            N::spawn(async move {
+                if kind == "wsmux" {
+                    let config = wsmux::server::ServerConfig::default();
+                    let (session, driver) =
+                        wsmux::server::accept(tcp, &config).await.expect("upgrade");
+                    N::spawn(async move {
+                        let _ = driver.await;
+                    });
+                    let _ = tx.unbounded_send(Box::new(session));
+                } else {
+                    let ws = async_tungstenite::accept_async_with_config(tcp, Some(ws_config()))
+                        .await
+                        .expect("upgrade");
+                    let (sink, mut stream) = ws.split();
+                    let _ = tx.unbounded_send(Box::new(sink));
+                    while let Some(Ok(_)) = stream.next().await {}
+                }
+            });
+        }
+    });
+    let before = rss();
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .args(["--idle-client", kind, &addr.to_string(), &n.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the client process");
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        held.push(rx.next().await.expect("connection"));
+    }
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().expect("child stdout"));
+    out.read_line(&mut line).expect("child says ready");
+    let after = rss();
+    drop(child.stdin.take()); // the child exits when its stdin closes
+    let _ = out.read_to_string(&mut line);
+    let _ = child.wait();
+    drop(held);
+    Value::Memory { per_item: after.saturating_sub(before) as f64 / n as f64, items: n }
+}
+
+/// The child process of [`idle_connections`]: opens `n` connections of `kind` to `addr`,
+/// says "ready", and holds them until its stdin closes.
+pub(crate) fn idle_client(kind: &str, addr: &str, n: usize) {
+    let addr: std::net::SocketAddr = addr.parse().expect("address");
+    async_std::task::block_on(async move {
+        let mut held: Vec<Box<dyn std::any::Any + Send>> = Vec::with_capacity(n);
+        for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
+            let batch = chunk.iter().map(|_| async {
+                let tcp = async_std::net::TcpStream::connect(addr).await.expect("connect");
+                let held: Box<dyn std::any::Any + Send> = if kind == "wsmux" {
+                    let url = format!("ws://{addr}/mux");
+                    let (session, driver) =
+                        wsmux::client::connect_on(tcp, &url, wsmux::Config::default())
+                            .await
+                            .expect("wsmux");
+                    wsmux::spawn(driver);
+                    Box::new(session)
+                } else {
+                    let url = format!("ws://{addr}/");
+                    let (ws, _) =
+                        async_tungstenite::client_async_with_config(url, tcp, Some(ws_config()))
+                            .await
+                            .expect("raw");
+                    Box::new(ws)
+                };
+                held
+            });
+            held.extend(futures::future::join_all(batch).await);
+        }
+        println!("ready {}", held.len());
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+    });
+}
