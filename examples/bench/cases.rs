@@ -115,7 +115,7 @@ pub(crate) async fn bulk_yamux<N: Net>(size: usize, total: usize, channels: usiz
 
 /// wsmux bulk: `channels` channels share `total` bytes.
 pub(crate) async fn bulk_wsmux<N: Net>(size: usize, total: usize, channels: usize) -> Value {
-    let (client, server) = wsmux_pair::<N>(wsmux::Config::default()).await;
+    let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config()).await;
     let (done_tx, mut done_rx) = mpsc::unbounded();
     N::spawn(async move {
         for _ in 0..channels {

@@ -25,6 +25,7 @@ USAGE: cargo run --release --example bench -- [OPTIONS] [CASES...]
   --rounds N      rounds per case; systems are interleaved within each round (default 3)
   --quick         tiny sizes, one round: a smoke test, not a measurement
   --json PATH     where to write JSON lines (default target/bench.jsonl)
+  --only SYSTEM   run only this system (tcp, raw, raw-flush, raw-batch, yamux, wsmux, ...), for profiling
   --help          this text
 
 CASES (default all): bulk-16k bulk-1m bulk-64ch small-64ch echo hol open mem-channels mem-connections";
@@ -141,7 +142,13 @@ async fn measure<N: Net>(case: &str, system: &str, s: &Sizes) -> Value {
     }
 }
 
-async fn run<N: Net>(cases: &[&str], sizes: &Sizes, rounds: usize, report: &mut Report) {
+async fn run<N: Net>(
+    cases: &[&str],
+    only: Option<&str>,
+    sizes: &Sizes,
+    rounds: usize,
+    report: &mut Report,
+) {
     println!("\n=== runtime {} ===", N::NAME);
     for &(case, title, systems) in CASES {
         if !cases.contains(&case) {
@@ -150,12 +157,14 @@ async fn run<N: Net>(cases: &[&str], sizes: &Sizes, rounds: usize, report: &mut 
         // Memory cases are one round each: their figure is a size, not a noisy rate.
         let rounds = if case.starts_with("mem") { 1 } else { rounds };
         for _ in 0..rounds {
-            for &system in systems {
+            for &system in systems.iter().filter(|s| only.is_none_or(|o| o == **s)) {
                 let value = measure::<N>(case, system, sizes).await;
                 report.add(N::NAME, case, system, value);
             }
         }
-        print!("{}", report.table(N::NAME, case, title));
+        if report.has(N::NAME, case) {
+            print!("{}", report.table(N::NAME, case, title));
+        }
     }
     print!("{}", report.targets(N::NAME));
 }
@@ -172,6 +181,7 @@ fn main() {
     let mut quick = false;
     let mut json = std::path::PathBuf::from("target/bench.jsonl");
     let mut cases: Vec<&str> = Vec::new();
+    let mut only: Option<String> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -190,6 +200,7 @@ fn main() {
                     .unwrap_or_else(|| fail("--rounds needs a number"))
             }
             "--quick" => quick = true,
+            "--only" => only = Some(it.next().unwrap_or_else(|| fail("--only needs a system")).clone()),
             "--json" => json = it.next().unwrap_or_else(|| fail("--json needs a path")).into(),
             "--help" | "-h" => {
                 println!("{HELP}");
@@ -215,8 +226,8 @@ fn main() {
     let mut report = Report::default();
     for runtime in runtimes {
         match runtime {
-            "async-std" => AsyncStd::block_on(run::<AsyncStd>(&cases, sizes, rounds, &mut report)),
-            _ => Tokio::block_on(run::<Tokio>(&cases, sizes, rounds, &mut report)),
+            "async-std" => AsyncStd::block_on(run::<AsyncStd>(&cases, only.as_deref(), sizes, rounds, &mut report)),
+            _ => Tokio::block_on(run::<Tokio>(&cases, only.as_deref(), sizes, rounds, &mut report)),
         }
     }
     if let Some(dir) = json.parent() {

@@ -102,6 +102,10 @@ impl Report {
         }
     }
 
+    pub(crate) fn has(&self, runtime: &str, case: &str) -> bool {
+        self.rows.iter().any(|r| r.runtime == runtime && r.case == case)
+    }
+
     pub(crate) fn get(&self, runtime: &str, case: &str, system: &str) -> Option<Value> {
         self.rows
             .iter()

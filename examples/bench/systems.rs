@@ -46,6 +46,24 @@ pub(crate) async fn raw_pair<N: Net>() -> (Ws<N>, Ws<N>) {
     (client.expect("client handshake").0, server.expect("server handshake"))
 }
 
+/// The wsmux configuration of the bench: the defaults, with overrides from the environment
+/// for tuning experiments (WSMUX_FRAME, WSMUX_WINDOW, WSMUX_READBUF, in bytes).
+pub(crate) fn wsmux_config() -> wsmux::Config {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
+    let mut config = wsmux::Config::default();
+    if let Some(n) = env("WSMUX_FRAME") {
+        config.protocol.max_frame_payload = n as u32;
+    }
+    if let Some(n) = env("WSMUX_WINDOW") {
+        config.protocol.initial_window = n as u32;
+        config.protocol.send_buffer = n as u32;
+    }
+    if let Some(n) = env("WSMUX_READBUF") {
+        config.ws_read_buffer = n;
+    }
+    config
+}
+
 /// A wsmux pair: (client session, server session), drivers spawned on `N`.
 pub(crate) async fn wsmux_pair<N: Net>(config: wsmux::Config) -> (wsmux::Session, wsmux::Session) {
     let (c, s) = tcp_pair::<N>().await;
