@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
-use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::protocol::frame::coding::{Data as OpData, OpCode};
+use async_tungstenite::tungstenite::protocol::frame::Frame;
+use async_tungstenite::tungstenite::{Error as WsError, Message};
+use bytes::{Bytes, BytesMut};
 use async_tungstenite::WebSocketStream;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -24,6 +27,9 @@ use crate::shared::{park, Shared};
 
 /// Messages read in one poll before the driver yields to other tasks.
 const READ_BUDGET: usize = 256;
+/// Payloads from this size on are sent as a separate WebSocket fragment instead of being
+/// copied next to their header. Below it, the copy is cheaper than a second WebSocket frame.
+const FRAGMENT_FROM: usize = 4 * 1024;
 /// How long the WebSocket close handshake may take once the session has ended.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -208,8 +214,10 @@ where
                 Poll::Ready(Err(e)) => return self.write_failed(&e.to_string()),
                 Poll::Pending => break,
             }
-            let Some(frame) = self.shared.lock().proto.poll_transmit(now) else { break };
-            if let Err(e) = self.ws.start_send_unpin(Message::Binary(frame)) {
+            let Some((head, payload)) = self.shared.lock().proto.poll_transmit_split(now) else {
+                break;
+            };
+            if let Err(e) = self.send_frame(head, payload) {
                 return self.write_failed(&e.to_string());
             }
             wrote = true;
@@ -221,6 +229,24 @@ where
                 Poll::Pending => self.flush_pending = true,
             }
         }
+    }
+
+    /// Hands one wsmux frame to the WebSocket as one message. A large payload goes as the
+    /// second of two fragments (header, payload) so it is not copied to join the header; the
+    /// receiver's WebSocket layer reassembles the message (RFC 6455 section 5.4).
+    fn send_frame(&mut self, head: Bytes, payload: Bytes) -> Result<(), WsError> {
+        if payload.len() < FRAGMENT_FROM {
+            let mut joined = BytesMut::with_capacity(head.len() + payload.len());
+            joined.extend_from_slice(&head);
+            joined.extend_from_slice(&payload);
+            return self.ws.start_send_unpin(Message::Binary(joined.freeze()));
+        }
+        // The second fragment follows at once: nothing may come between a message's fragments,
+        // and the write buffer's bound leaves room for one more frame after a full one.
+        let first = Frame::message(head, OpCode::Data(OpData::Binary), false);
+        self.ws.start_send_unpin(Message::Frame(first))?;
+        let last = Frame::message(payload, OpCode::Data(OpData::Continue), true);
+        self.ws.start_send_unpin(Message::Frame(last))
     }
 
     fn write_failed(&mut self, reason: &str) {

@@ -96,11 +96,7 @@ pub(crate) struct Channel {
 /// a peer sending tiny or empty messages cannot hold far more memory than the window says.
 pub(crate) const CHUNK_COST: usize = 64;
 
-/// Unread chunks smaller than this are copied into their own allocation. A received payload is
-/// usually a slice of the transport's read buffer (tungstenite's is 32–96 KiB); kept as a slice,
-/// one unread byte would pin the whole buffer. Above this size the slice is kept (no copy for
-/// bulk data) and pins at most about 12 times its size.
-pub(crate) const COPY_BELOW: usize = 8 * 1024;
+
 
 impl Channel {
     pub(crate) fn new(id: ChannelId, send_credit: u32, recv_window: u32) -> Self {
@@ -210,7 +206,12 @@ impl Channel {
         }
         self.unread_cost += cost;
         self.buffered += data.len();
-        let data = if data.len() < COPY_BELOW { Bytes::copy_from_slice(&data) } else { data };
+        // A received payload shared with something else is a slice of the transport's read
+        // buffer: kept, it would pin that whole buffer (amplifying what the window allows) and
+        // force the transport to reallocate the buffer on its next read, which measured slower
+        // than this copy. A payload it owns alone (a reassembled, fragmented WebSocket message)
+        // is kept as it is.
+        let data = if data.is_unique() { data } else { Bytes::copy_from_slice(&data) };
         self.recv_queue.push_back(Chunk { data, eom });
         true
     }

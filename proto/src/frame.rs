@@ -338,6 +338,27 @@ impl Frame {
         }
     }
 
+    /// The encoded frame in two parts: everything but the data payload, and the data payload
+    /// (empty for frames without data). Concatenated they are [`Frame::to_bytes`]; kept apart,
+    /// the payload is never copied (a sender may put them in two WebSocket fragments).
+    pub fn to_split_bytes(&self) -> (Bytes, Bytes) {
+        let payload = match self {
+            Frame::Data(d) => d.payload.clone(),
+            Frame::Open(o) => o.payload.clone(),
+            _ => return (self.to_bytes(), Bytes::new()),
+        };
+        let mut head = BytesMut::with_capacity(self.encoded_len() - payload.len());
+        match self {
+            Frame::Data(d) => header(&mut head, kind::DATA, data_flags(d.fin, d.eom), d.id),
+            Frame::Open(o) => {
+                header(&mut head, kind::OPEN, data_flags(o.fin, o.eom), o.id);
+                encode_open_fields(&mut head, &o.route, &o.metadata);
+            }
+            _ => {}
+        }
+        (head.freeze(), payload)
+    }
+
     /// The encoded frame as one buffer.
     pub fn to_bytes(&self) -> Bytes {
         let mut buf = BytesMut::with_capacity(self.encoded_len());
@@ -485,6 +506,14 @@ mod tests {
             let bytes = frame.to_bytes();
             prop_assert_eq!(bytes.len(), frame.encoded_len());
             prop_assert_eq!(Frame::decode(bytes).unwrap(), frame);
+        }
+
+        #[test]
+        fn split_encoding_concatenates_to_the_whole(frame in arb_frame()) {
+            let (head, payload) = frame.to_split_bytes();
+            let mut joined = head.to_vec();
+            joined.extend_from_slice(&payload);
+            prop_assert_eq!(&joined[..], &frame.to_bytes()[..]);
         }
 
         #[test]

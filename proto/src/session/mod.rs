@@ -478,16 +478,29 @@ impl Session {
     /// The next WebSocket binary message to send: control frames first (SETTINGS, RESET,
     /// GOAWAY, PING answers, PINGs, WINDOW), then one frame per channel with data, round-robin.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
+        let frame = self.next_transmit(now)?;
+        Some(frame.to_bytes())
+    }
+
+    /// Like [`Session::poll_transmit`], with the frame in two parts: (head, data payload). The
+    /// payload is a slice of the application's message, never copied; concatenated, the parts
+    /// are the one WebSocket message. A driver may send them as two WebSocket fragments of
+    /// that message (RFC 6455 section 5.4) so the payload is copied only into the socket buffer.
+    pub fn poll_transmit_split(&mut self, now: Instant) -> Option<(Bytes, Bytes)> {
+        let frame = self.next_transmit(now)?;
+        Some(frame.to_split_bytes())
+    }
+
+    fn next_transmit(&mut self, now: Instant) -> Option<Frame> {
         let frame = self.next_frame(now)?;
-        let bytes = frame.to_bytes();
         self.stats.frames_sent += 1;
-        self.stats.bytes_sent += bytes.len() as u64;
+        self.stats.bytes_sent += frame.encoded_len() as u64;
         match frame {
             Frame::Reset { .. } => self.stats.resets_sent += 1,
             Frame::Settings(_) => self.settings_sent = true,
             _ => {}
         }
-        Some(bytes)
+        Some(frame)
     }
 
     fn next_frame(&mut self, now: Instant) -> Option<Frame> {
