@@ -453,7 +453,7 @@ pub(crate) async fn open_wsmux<N: Net>(samples: usize) -> Value {
 }
 
 pub(crate) async fn open_yamux<N: Net>(samples: usize) -> Value {
-    let (client, mut server) = yamux_pair::<N>(samples + WARMUP + 16).await;
+    let (client, mut server) = yamux_pair::<N>(1024).await; // streams are closed as we go
     N::spawn(async move {
         while let Some(stream) = server.inbound.next().await {
             N::spawn(yamux_echo(stream));
