@@ -11,7 +11,7 @@ use wsmux_proto::{ChannelId, ErrorCode, Read};
 
 use crate::error::{Error, SendError};
 use crate::io::ChannelIo;
-use crate::shared::{park, Shared};
+use crate::shared::Shared;
 
 /// One channel of a session: send and receive whole messages, in order, flow-controlled.
 ///
@@ -59,9 +59,7 @@ impl Channel {
         match inner.proto.poll_writable(self.id) {
             Ok(true) => Poll::Ready(Ok(())),
             Ok(false) => {
-                if let Some(w) = inner.channels.get_mut(&self.id) {
-                    park(&mut w.write, cx.waker());
-                }
+                inner.park_channel(self.id, false, cx.waker());
                 Poll::Pending
             }
             Err(e) => Poll::Ready(Err(e.into())),
@@ -100,9 +98,7 @@ impl Channel {
                     }
                 }
                 Ok(Read::Pending) => {
-                    if let Some(w) = inner.channels.get_mut(&self.id) {
-                        park(&mut w.read, cx.waker());
-                    }
+                    inner.park_channel(self.id, true, cx.waker());
                     break Poll::Pending;
                 }
                 Ok(Read::End) => break Poll::Ready(Ok(None)),
@@ -154,9 +150,7 @@ impl Channel {
         match inner.proto.poll_flushed(self.id) {
             Ok(true) => Poll::Ready(Ok(())),
             Ok(false) => {
-                if let Some(w) = inner.channels.get_mut(&self.id) {
-                    park(&mut w.write, cx.waker());
-                }
+                inner.park_channel(self.id, false, cx.waker());
                 inner.after_command();
                 Poll::Pending
             }

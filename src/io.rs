@@ -11,7 +11,6 @@ use futures::Sink;
 use wsmux_proto::Read;
 
 use crate::channel::Channel;
-use crate::shared::park;
 
 /// The most one `poll_write` sends as one message: large writes are split so that a single
 /// write never exceeds the peer's minimum max message size.
@@ -64,9 +63,7 @@ impl AsyncRead for ChannelIo {
                 Poll::Ready(Ok(n))
             }
             Ok(Read::Pending) => {
-                if let Some(w) = inner.channels.get_mut(&id) {
-                    park(&mut w.read, cx.waker());
-                }
+                inner.park_channel(id, true, cx.waker());
                 Poll::Pending
             }
             Ok(Read::End) => Poll::Ready(Ok(0)),

@@ -14,7 +14,7 @@ use crate::channel::Channel;
 use crate::config::Config;
 use crate::driver::Driver;
 use crate::error::Error;
-use crate::shared::{park_in, ChannelWakers, Shared};
+use crate::shared::{park_in, Shared};
 
 /// A handle to one wsmux session: opens and accepts channels.
 ///
@@ -120,7 +120,6 @@ impl Session {
             let OpenOptions { route, metadata, message, finish } = &options;
             match inner.proto.open(route, metadata.clone(), message.clone(), *finish) {
                 Ok(id) => {
-                    inner.channels.insert(id, ChannelWakers::default());
                     inner.after_command();
                     Poll::Ready(Ok(Channel::new(self.shared.clone(), id)))
                 }
@@ -139,7 +138,6 @@ impl Session {
         let mut inner = self.shared.lock();
         let id =
             inner.proto.open(&options.route, options.metadata, options.message, options.finish)?;
-        inner.channels.insert(id, ChannelWakers::default());
         inner.after_command();
         Ok(Channel::new(self.shared.clone(), id))
     }
@@ -150,7 +148,6 @@ impl Session {
         poll_fn(|cx| {
             let mut inner = self.shared.lock();
             if let Some(incoming) = inner.proto.accept() {
-                inner.channels.insert(incoming.id, ChannelWakers::default());
                 inner.after_command();
                 return Poll::Ready(Some(Incoming {
                     shared: self.shared.clone(),

@@ -21,6 +21,7 @@ pub(crate) struct ChannelWakers {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) proto: Proto,
+    /// Tasks parked on channels, by channel; only channels with a waiting task have an entry.
     pub(crate) channels: HashMap<ChannelId, ChannelWakers>,
     pub(crate) accept: Vec<Waker>,
     pub(crate) open: Vec<Waker>,
@@ -37,16 +38,8 @@ impl Inner {
     pub(crate) fn dispatch_events(&mut self) {
         while let Some(event) = self.proto.poll_event() {
             match event {
-                Event::Readable(id) => {
-                    if let Some(w) = self.channels.get_mut(&id).and_then(|c| c.read.take()) {
-                        w.wake();
-                    }
-                }
-                Event::Writable(id) => {
-                    if let Some(w) = self.channels.get_mut(&id).and_then(|c| c.write.take()) {
-                        w.wake();
-                    }
-                }
+                Event::Readable(id) => self.wake_channel(id, true),
+                Event::Writable(id) => self.wake_channel(id, false),
                 Event::Incoming => self.accept.drain(..).for_each(Waker::wake),
                 Event::OpenCapacity => self.open.drain(..).for_each(Waker::wake),
                 Event::GoAway { .. } => {
@@ -56,6 +49,24 @@ impl Inner {
                 Event::Closed => self.wake_all(),
                 _ => {}
             }
+        }
+    }
+
+    /// Parks the reader (`read`) or writer of channel `id`. Entries exist only while a task
+    /// waits, so an idle channel costs nothing here.
+    pub(crate) fn park_channel(&mut self, id: ChannelId, read: bool, waker: &Waker) {
+        let wakers = self.channels.entry(id).or_default();
+        park(if read { &mut wakers.read } else { &mut wakers.write }, waker);
+    }
+
+    fn wake_channel(&mut self, id: ChannelId, read: bool) {
+        let Some(wakers) = self.channels.get_mut(&id) else { return };
+        let slot = if read { &mut wakers.read } else { &mut wakers.write };
+        if let Some(w) = slot.take() {
+            w.wake();
+        }
+        if wakers.read.is_none() && wakers.write.is_none() {
+            self.channels.remove(&id);
         }
     }
 

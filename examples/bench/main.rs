@@ -131,12 +131,11 @@ async fn measure<N: Net>(case: &str, system: &str, s: &Sizes) -> Value {
         ("open", "new-conn") => open_new_connection::<N>(s.new_conn_samples).await,
         ("open", "yamux") => open_yamux::<N>(s.open_samples).await,
         ("open", "wsmux") => open_wsmux::<N>(s.open_samples).await,
-        ("mem-channels", "wsmux") => memory::idle_channels::<N>(s.idle_channels).await,
-        ("mem-connections", "raw") => {
-            memory::idle_connections::<N>(s.idle_connections, "raw").await
-        }
-        ("mem-connections", "wsmux") => {
-            memory::idle_connections::<N>(s.idle_connections, "wsmux").await
+        // Memory is measured in a fresh process each time: freed memory stays resident, so a
+        // case measured after another would reuse its pages and look free.
+        ("mem-channels", _) => memory::in_fresh_process(N::NAME, case, system, s.idle_channels),
+        ("mem-connections", _) => {
+            memory::in_fresh_process(N::NAME, case, system, s.idle_connections)
         }
         other => unreachable!("no case {other:?}"),
     }
@@ -171,6 +170,17 @@ async fn run<N: Net>(
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--measure-memory") {
+        let n = args.get(4).and_then(|n| n.parse().ok()).unwrap_or(0);
+        let value = match args[1].as_str() {
+            "tokio" => Tokio::block_on(memory::measure::<Tokio>(&args[2], &args[3], n)),
+            _ => AsyncStd::block_on(memory::measure::<AsyncStd>(&args[2], &args[3], n)),
+        };
+        if let Value::Memory { per_item, .. } = value {
+            println!("bytes_per_item {per_item}");
+        }
+        return;
+    }
     if args.first().map(String::as_str) == Some("--idle-client") {
         let n = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(0);
         memory::idle_client(&args[1], &args[2], n);
@@ -200,7 +210,9 @@ fn main() {
                     .unwrap_or_else(|| fail("--rounds needs a number"))
             }
             "--quick" => quick = true,
-            "--only" => only = Some(it.next().unwrap_or_else(|| fail("--only needs a system")).clone()),
+            "--only" => {
+                only = Some(it.next().unwrap_or_else(|| fail("--only needs a system")).clone())
+            }
             "--json" => json = it.next().unwrap_or_else(|| fail("--json needs a path")).into(),
             "--help" | "-h" => {
                 println!("{HELP}");
@@ -226,7 +238,13 @@ fn main() {
     let mut report = Report::default();
     for runtime in runtimes {
         match runtime {
-            "async-std" => AsyncStd::block_on(run::<AsyncStd>(&cases, only.as_deref(), sizes, rounds, &mut report)),
+            "async-std" => AsyncStd::block_on(run::<AsyncStd>(
+                &cases,
+                only.as_deref(),
+                sizes,
+                rounds,
+                &mut report,
+            )),
             _ => Tokio::block_on(run::<Tokio>(&cases, only.as_deref(), sizes, rounds, &mut report)),
         }
     }

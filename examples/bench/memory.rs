@@ -10,6 +10,31 @@ use crate::cases::Value;
 use crate::net::Net;
 use crate::systems::{ws_config, wsmux_pair};
 
+/// Runs one memory case in a child process (`--measure-memory`) and reads its figure.
+pub(crate) fn in_fresh_process(runtime: &str, case: &str, system: &str, n: usize) -> Value {
+    let output = Command::new(std::env::current_exe().expect("own path"))
+        .args(["--measure-memory", runtime, case, system, &n.to_string()])
+        .output()
+        .expect("run the memory case");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let per_item = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("bytes_per_item ")?.trim().parse().ok())
+        .unwrap_or_else(|| {
+            panic!("memory case failed: {stdout}{}", String::from_utf8_lossy(&output.stderr))
+        });
+    Value::Memory { per_item, items: n }
+}
+
+/// The memory case itself, in the child process.
+pub(crate) async fn measure<N: Net>(case: &str, system: &str, n: usize) -> Value {
+    match (case, system) {
+        ("mem-channels", _) => idle_channels::<N>(n).await,
+        (_, "raw") => idle_connections::<N>(n, "raw").await,
+        _ => idle_connections::<N>(n, "wsmux").await,
+    }
+}
+
 /// Resident set size of this process, from /proc/self/statm.
 pub(crate) fn rss() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

@@ -56,8 +56,9 @@ pub struct Chunk {
 #[derive(Debug)]
 pub(crate) struct Channel {
     pub(crate) id: ChannelId,
-    /// Route and metadata of an OPEN this end has not transmitted yet.
-    pub(crate) pending_open: Option<(String, Bytes)>,
+    /// Route and metadata of an OPEN this end has not transmitted yet (boxed: most channels
+    /// carry none, and an idle channel should cost little).
+    pub(crate) pending_open: Option<Box<(String, Bytes)>>,
 
     pub(crate) send: SendState,
     send_queue: VecDeque<Bytes>,
@@ -76,8 +77,8 @@ pub(crate) struct Channel {
     /// Credit read by the application and not yet sent in a WINDOW frame.
     pub(crate) credit_owed: u32,
 
-    /// Why the channel failed, once it has.
-    pub(crate) error: Option<ChannelError>,
+    /// Why the channel failed, once it has (boxed, for the size of idle channels).
+    pub(crate) error: Option<Box<ChannelError>>,
     /// The application dropped its handle: free the state once the wire is done with it.
     pub(crate) released: bool,
     /// Counted against the concurrency limit of its opener's peer.
@@ -95,8 +96,6 @@ pub(crate) struct Channel {
 /// What an unread chunk costs beyond its bytes (queue slot, buffer handle, allocation), so that
 /// a peer sending tiny or empty messages cannot hold far more memory than the window says.
 pub(crate) const CHUNK_COST: usize = 64;
-
-
 
 impl Channel {
     pub(crate) fn new(id: ChannelId, send_credit: u32, recv_window: u32) -> Self {
@@ -181,7 +180,7 @@ impl Channel {
             self.send = SendState::Finished;
         }
         let id = self.id;
-        match self.pending_open.take() {
+        match self.pending_open.take().map(|b| *b) {
             Some((route, metadata)) => Frame::Open(Open { id, route, metadata, eom, fin, payload }),
             None => Frame::Data(Data { id, eom, fin, payload }),
         }
@@ -242,7 +241,17 @@ impl Channel {
     pub(crate) fn abort_send(&mut self, error: ChannelError) {
         self.send = SendState::Reset;
         self.clear_send();
-        self.error.get_or_insert(error);
+        self.fail_with(error);
+    }
+
+    /// Records why the channel failed, unless an earlier cause is recorded.
+    pub(crate) fn fail_with(&mut self, error: ChannelError) {
+        self.error.get_or_insert_with(|| Box::new(error));
+    }
+
+    /// Why the channel failed (a generic error if the cause was not recorded).
+    pub(crate) fn failure(&self) -> ChannelError {
+        self.error.as_deref().cloned().unwrap_or(ChannelError::Unknown)
     }
 
     /// Marks both directions reset and drops both queues.
@@ -252,6 +261,6 @@ impl Channel {
         self.pending_open = None;
         self.clear_send();
         self.clear_recv();
-        self.error.get_or_insert(error);
+        self.fail_with(error);
     }
 }

@@ -150,7 +150,7 @@ impl Session {
             return self.push_reset(id, code, reason);
         }
         let ch = Channel::new(id, self.peer.initial_window, self.local.initial_window);
-        self.channels.insert(id, ch);
+        self.channels.insert(id, Box::new(ch));
         self.peer_count += 1;
         self.stats.channels_accepted += 1;
         self.accept_queue.push_back(Incoming { id, route, metadata });

@@ -138,7 +138,8 @@ pub struct Session {
     /// The code and reason of the peer's (latest) GOAWAY.
     peer_goaway: Option<(ErrorCode, String)>,
 
-    channels: HashMap<ChannelId, Channel>,
+    /// Boxed: the map then holds a pointer per channel, so its spare capacity costs little.
+    channels: HashMap<ChannelId, Box<Channel>>,
     next_local_id: Option<ChannelId>,
     last_local_id: u32,
     last_peer_id: u32,
@@ -304,14 +305,14 @@ impl Session {
         self.next_local_id = id.next();
         self.last_local_id = id.0;
         let mut ch = Channel::new(id, self.peer.initial_window, self.local.initial_window);
-        ch.pending_open = Some((route.to_owned(), metadata));
+        ch.pending_open = Some(Box::new((route.to_owned(), metadata)));
         if let Some(m) = first {
             ch.enqueue(m);
         }
         if fin {
             ch.send = SendState::Finishing;
         }
-        self.channels.insert(id, ch);
+        self.channels.insert(id, Box::new(ch));
         self.local_count += 1;
         self.stats.channels_opened += 1;
         self.schedule(id);
@@ -335,7 +336,7 @@ impl Session {
     pub fn poll_flushed(&mut self, id: ChannelId) -> Result<bool, ChannelError> {
         let ch = self.channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
         if ch.send == SendState::Reset {
-            return Err(ch.error.clone().unwrap_or(ChannelError::Unknown));
+            return Err(ch.failure());
         }
         if ch.queued == 0 && ch.pending_open.is_none() && ch.send != SendState::Finishing {
             return Ok(true);
@@ -362,7 +363,7 @@ impl Session {
         match ch.send {
             SendState::Open => Ok(ch),
             SendState::Finishing | SendState::Finished => Err(ChannelError::Finished),
-            SendState::Reset => Err(ch.error.clone().unwrap_or(ChannelError::Unknown)),
+            SendState::Reset => Err(ch.failure()),
         }
     }
 
@@ -373,7 +374,7 @@ impl Session {
         match ch.send {
             SendState::Open => ch.send = SendState::Finishing,
             SendState::Finishing | SendState::Finished => return Ok(()),
-            SendState::Reset => return Err(ch.error.clone().unwrap_or(ChannelError::Unknown)),
+            SendState::Reset => return Err(ch.failure()),
         }
         self.schedule(id);
         Ok(())
@@ -397,7 +398,7 @@ impl Session {
         match ch.recv {
             RecvState::Open => Ok(Read::Pending),
             RecvState::Finished => Ok(Read::End),
-            RecvState::Reset => Err(ch.error.clone().unwrap_or(ChannelError::Unknown)),
+            RecvState::Reset => Err(ch.failure()),
         }
     }
 
@@ -697,7 +698,7 @@ impl Session {
                 ch.recv = RecvState::Reset;
             }
             if ch.send == SendState::Reset || ch.recv == RecvState::Reset {
-                ch.error.get_or_insert(ChannelError::Session(err.clone()));
+                ch.fail_with(ChannelError::Session(err.clone()));
             }
             woken.push(id);
             !ch.released
