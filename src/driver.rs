@@ -139,7 +139,20 @@ where
     /// frame it queued (its GOAWAY) is written.
     fn poll_running(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         // Park first: a handle that queues work after this point finds the waker and wakes us.
-        park(&mut self.shared.lock().driver, cx.waker());
+        // Wakes this poll causes are delivered when it ends (see `shared::Guard`).
+        {
+            let mut inner = self.shared.lock();
+            park(&mut inner.driver, cx.waker());
+            inner.defer_wakes = true;
+        }
+        let result = self.poll_round(cx);
+        let mut inner = self.shared.lock();
+        inner.defer_wakes = false;
+        drop(inner); // delivers the wakes
+        result
+    }
+
+    fn poll_round(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut budget = READ_BUDGET;
         loop {
             let now = Instant::now();

@@ -31,6 +31,10 @@ pub(crate) struct Inner {
     pub(crate) session_handles: usize,
     /// The driver has finished (or was dropped): nothing will make progress any more.
     pub(crate) driver_gone: bool,
+    /// Tasks to wake once the lock is released (see [`Guard`]).
+    to_wake: Vec<Waker>,
+    /// While the driver polls, wakes wait until the end of its poll (see [`Guard`]).
+    pub(crate) defer_wakes: bool,
 }
 
 impl Inner {
@@ -40,11 +44,11 @@ impl Inner {
             match event {
                 Event::Readable(id) => self.wake_channel(id, true),
                 Event::Writable(id) => self.wake_channel(id, false),
-                Event::Incoming => self.accept.drain(..).for_each(Waker::wake),
-                Event::OpenCapacity => self.open.drain(..).for_each(Waker::wake),
+                Event::Incoming => self.to_wake.append(&mut self.accept),
+                Event::OpenCapacity => self.to_wake.append(&mut self.open),
                 Event::GoAway { .. } => {
-                    self.accept.drain(..).for_each(Waker::wake);
-                    self.open.drain(..).for_each(Waker::wake);
+                    self.to_wake.append(&mut self.accept);
+                    self.to_wake.append(&mut self.open);
                 }
                 Event::Closed => self.wake_all(),
                 _ => {}
@@ -63,7 +67,7 @@ impl Inner {
         let Some(wakers) = self.channels.get_mut(&id) else { return };
         let slot = if read { &mut wakers.read } else { &mut wakers.write };
         if let Some(w) = slot.take() {
-            w.wake();
+            self.to_wake.push(w);
         }
         if wakers.read.is_none() && wakers.write.is_none() {
             self.channels.remove(&id);
@@ -72,31 +76,30 @@ impl Inner {
 
     /// Wakes every parked task (the session ended or the driver went away).
     pub(crate) fn wake_all(&mut self) {
-        for c in self.channels.values_mut() {
-            if let Some(w) = c.read.take() {
-                w.wake();
-            }
-            if let Some(w) = c.write.take() {
-                w.wake();
-            }
+        for (_, c) in self.channels.drain() {
+            self.to_wake.extend(c.read);
+            self.to_wake.extend(c.write);
         }
-        self.accept.drain(..).for_each(Waker::wake);
-        self.open.drain(..).for_each(Waker::wake);
-        self.closed.drain(..).for_each(Waker::wake);
+        self.to_wake.append(&mut self.accept);
+        self.to_wake.append(&mut self.open);
+        self.to_wake.append(&mut self.closed);
     }
 
     /// After a handle operation: deliver its events and, if it queued frames, wake the driver.
     pub(crate) fn after_command(&mut self) {
         self.dispatch_events();
         if self.proto.has_transmit() || self.proto.is_closed() {
-            wake(&mut self.driver);
+            self.to_wake.extend(self.driver.take());
         }
     }
-}
 
-fn wake(slot: &mut Option<Waker>) {
-    if let Some(w) = slot.take() {
-        w.wake();
+    /// The wakers collected so far, unless the driver is mid-poll and will take them itself.
+    fn wakes_due(&mut self) -> Vec<Waker> {
+        if self.defer_wakes {
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.to_wake)
+        }
     }
 }
 
@@ -130,12 +133,44 @@ impl Shared {
             driver: None,
             session_handles: 0,
             driver_gone: false,
+            to_wake: Vec::new(),
+            defer_wakes: false,
         })))
     }
 
     /// Locks the state. A panic while locked (a bug) must not wedge every other handle, so a
     /// poisoned lock is used as it is: proto keeps its own invariants per call.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> Guard<'_> {
+        Guard { inner: Some(self.0.lock().unwrap_or_else(|e| e.into_inner())) }
+    }
+}
+
+/// The lock on [`Inner`]. Tasks woken while it is held are woken when it is released, so a
+/// woken task never runs straight into the lock, and wakes during a driver poll wait until the
+/// poll ends (the driver's own thread is then free to run them, instead of another thread
+/// being woken to steal them).
+pub(crate) struct Guard<'a> {
+    inner: Option<MutexGuard<'a, Inner>>,
+}
+
+impl std::ops::Deref for Guard<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        self.inner.as_deref().expect("guard holds the lock until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        self.inner.as_deref_mut().expect("guard holds the lock until dropped")
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        let Some(mut inner) = self.inner.take() else { return };
+        let wakes = inner.wakes_due();
+        drop(inner);
+        wakes.into_iter().for_each(Waker::wake);
     }
 }
