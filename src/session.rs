@@ -1,5 +1,6 @@
 //! `Session`: the application's handle to one multiplexed connection.
 
+use std::collections::hash_map::RandomState;
 use std::future::poll_fn;
 use std::task::Poll;
 use std::time::Instant;
@@ -95,7 +96,10 @@ impl Session {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let proto = Proto::new(side, config.protocol, Instant::now());
+        let mut protocol = config.protocol;
+        // A seed the peer cannot know for the channel table (see `proto::Config::hash_seed`).
+        protocol.hash_seed = std::hash::BuildHasher::hash_one(&RandomState::new(), Instant::now());
+        let proto = Proto::new(side, protocol, Instant::now());
         let shared = Shared::new(proto);
         shared.lock().session_handles = 1;
         let driver = Driver::new(ws, shared.clone());

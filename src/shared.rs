@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
+use wsmux_proto::id_hash::IdHash;
 use wsmux_proto::{ChannelId, Event, Session as Proto};
 
 /// Wakers parked on one channel.
@@ -22,7 +23,7 @@ pub(crate) struct ChannelWakers {
 pub(crate) struct Inner {
     pub(crate) proto: Proto,
     /// Tasks parked on channels, by channel; only channels with a waiting task have an entry.
-    pub(crate) channels: HashMap<ChannelId, ChannelWakers>,
+    pub(crate) channels: HashMap<ChannelId, ChannelWakers, IdHash>,
     pub(crate) accept: Vec<Waker>,
     pub(crate) open: Vec<Waker>,
     pub(crate) closed: Vec<Waker>,
@@ -124,9 +125,10 @@ pub(crate) struct Shared(Arc<Mutex<Inner>>);
 
 impl Shared {
     pub(crate) fn new(proto: Proto) -> Self {
+        let seed = proto.config().hash_seed;
         Shared(Arc::new(Mutex::new(Inner {
             proto,
-            channels: HashMap::new(),
+            channels: HashMap::with_hasher(IdHash::new(seed)),
             accept: Vec::new(),
             open: Vec::new(),
             closed: Vec::new(),

@@ -55,6 +55,10 @@ pub struct Config {
     /// Control frames (RESETs) queued for sending before the session ends with LIMIT: a peer
     /// that provokes replies but does not read them (CVE-2019-9515). Default 1024.
     pub max_control_queue: usize,
+    /// Seed of the channel table's hash. Peers choose channel ids, so a seed they cannot know
+    /// keeps them from choosing ids that collide; the `wsmux` crate draws a random one for
+    /// every session. The default is fixed, which keeps a bare proto session deterministic.
+    pub hash_seed: u64,
 }
 
 impl Default for Config {
@@ -74,6 +78,7 @@ impl Default for Config {
             local_reset_budget: Budget { burst: 1000, per_second: 100 },
             max_empty_frames: 1000,
             max_control_queue: 1024,
+            hash_seed: 0x5EED_0F_C4A7_7E15,
         }
     }
 }

@@ -18,6 +18,7 @@ mod error;
 mod flow;
 pub mod frame;
 mod id;
+pub mod id_hash;
 mod keepalive;
 mod session;
 pub mod settings;

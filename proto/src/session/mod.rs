@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::error::{ChannelError, OpenError, SessionError};
 use crate::frame::{self, Frame};
 use crate::id::{ChannelId, Side};
+use crate::id_hash::IdHash;
 use crate::keepalive::Keepalive;
 
 mod input;
@@ -139,7 +140,7 @@ pub struct Session {
     peer_goaway: Option<(ErrorCode, String)>,
 
     /// Boxed: the map then holds a pointer per channel, so its spare capacity costs little.
-    channels: HashMap<ChannelId, Box<Channel>>,
+    channels: HashMap<ChannelId, Box<Channel>, IdHash>,
     next_local_id: Option<ChannelId>,
     last_local_id: u32,
     last_peer_id: u32,
@@ -179,7 +180,7 @@ impl Session {
             state: State::Open,
             error: None,
             peer_goaway: None,
-            channels: HashMap::new(),
+            channels: HashMap::with_hasher(IdHash::new(config.hash_seed)),
             next_local_id: Some(side.first_id()),
             last_local_id: 0,
             last_peer_id: 0,
