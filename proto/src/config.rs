@@ -78,7 +78,7 @@ impl Default for Config {
             local_reset_budget: Budget { burst: 1000, per_second: 100 },
             max_empty_frames: 1000,
             max_control_queue: 1024,
-            hash_seed: 0x5EED_0F_C4A7_7E15,
+            hash_seed: 0x5EED_0FC4_A77E_1500,
         }
     }
 }
