@@ -6,6 +6,7 @@
 //! as one batch), and wakes the handles proto's events concern. It never waits on one
 //! channel's consumer: a slow channel is bounded by its window, so the socket is always read.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -25,6 +26,9 @@ use futures_timer::Delay;
 use crate::error::Error;
 use crate::shared::{park, Shared};
 
+/// Frames read or taken for writing per acquisition of the shared lock: handles wait on that
+/// lock, so the driver takes it once per batch, not once per frame.
+const BATCH: usize = 64;
 /// Messages read in one poll before the driver yields to other tasks.
 const READ_BUDGET: usize = 256;
 /// Payloads from this size on are sent as a separate WebSocket fragment instead of being
@@ -68,6 +72,8 @@ impl Driver {
             timer: None,
             phase: Phase::Running,
             flush_pending: false,
+            inbox: Vec::with_capacity(BATCH),
+            outbox: VecDeque::with_capacity(BATCH),
             read_done: false,
             write_done: false,
         };
@@ -91,6 +97,10 @@ struct Task<S> {
     timer: Option<(Instant, Delay)>,
     phase: Phase,
     flush_pending: bool,
+    /// Messages read, waiting to be handed to proto under one lock.
+    inbox: Vec<Message>,
+    /// Frames taken from proto under one lock, waiting for the WebSocket to accept them.
+    outbox: VecDeque<(Bytes, Bytes)>,
     read_done: bool,
     write_done: bool,
 }
@@ -168,7 +178,9 @@ where
             let (closed, next_timeout) = {
                 let mut inner = self.shared.lock();
                 inner.dispatch_events();
-                let done = inner.proto.is_closed() && !inner.proto.has_transmit();
+                let done = inner.proto.is_closed()
+                    && !inner.proto.has_transmit()
+                    && self.outbox.is_empty();
                 (done, inner.proto.poll_timeout())
             };
             if closed && !self.flush_pending {
@@ -188,34 +200,51 @@ where
         }
     }
 
-    /// Reads what is ready into proto. Returns whether more may be ready right away.
+    /// Reads what is ready into proto, up to [`BATCH`] messages per lock. Returns whether more
+    /// may be ready right away.
     fn poll_read(&mut self, cx: &mut Context<'_>, now: Instant, budget: &mut usize) -> bool {
         while !self.read_done && *budget > 0 {
-            let msg = match self.ws.poll_next_unpin(cx) {
-                Poll::Pending => return false,
-                Poll::Ready(msg) => msg,
-            };
-            *budget -= 1;
+            let mut ended = None;
+            let mut drained = false;
+            while self.inbox.len() < BATCH && *budget > 0 {
+                match self.ws.poll_next_unpin(cx) {
+                    Poll::Pending => {
+                        drained = true;
+                        break;
+                    }
+                    Poll::Ready(Some(Ok(msg))) => self.inbox.push(msg),
+                    Poll::Ready(Some(Err(e))) => ended = Some(e.to_string()),
+                    Poll::Ready(None) => ended = Some("the peer closed the connection".to_owned()),
+                }
+                *budget -= 1;
+                if ended.is_some() {
+                    break;
+                }
+            }
+            if self.inbox.is_empty() && ended.is_none() {
+                return false;
+            }
             let mut inner = self.shared.lock();
-            match msg {
-                Some(Ok(Message::Binary(bytes))) => inner.proto.handle_message(now, bytes),
-                Some(Ok(Message::Text(_))) => inner.proto.handle_text(),
-                // WebSocket pings are answered by tungstenite; close is followed by `None`.
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    self.read_done = true;
-                    inner.proto.handle_transport_closed(&e.to_string());
+            for msg in self.inbox.drain(..) {
+                match msg {
+                    Message::Binary(bytes) => inner.proto.handle_message(now, bytes),
+                    Message::Text(_) => inner.proto.handle_text(),
+                    // WebSocket pings are answered by tungstenite; close is followed by `None`.
+                    _ => {}
                 }
-                None => {
-                    self.read_done = true;
-                    inner.proto.handle_transport_closed("the peer closed the connection");
-                }
+            }
+            if let Some(reason) = ended {
+                self.read_done = true;
+                inner.proto.handle_transport_closed(&reason);
+            }
+            if drained {
+                return false;
             }
         }
         !self.read_done
     }
 
-    /// Writes every frame proto has ready, then flushes once.
+    /// Writes every frame proto has ready, taking up to [`BATCH`] per lock, then flushes once.
     fn poll_write(&mut self, cx: &mut Context<'_>, now: Instant) {
         if self.write_done {
             return;
@@ -227,9 +256,16 @@ where
                 Poll::Ready(Err(e)) => return self.write_failed(&e.to_string()),
                 Poll::Pending => break,
             }
-            let Some((head, payload)) = self.shared.lock().proto.poll_transmit_split(now) else {
-                break;
-            };
+            if self.outbox.is_empty() {
+                let mut inner = self.shared.lock();
+                while self.outbox.len() < BATCH {
+                    match inner.proto.poll_transmit_split(now) {
+                        Some(frame) => self.outbox.push_back(frame),
+                        None => break,
+                    }
+                }
+            }
+            let Some((head, payload)) = self.outbox.pop_front() else { break };
             if let Err(e) = self.send_frame(head, payload) {
                 return self.write_failed(&e.to_string());
             }
