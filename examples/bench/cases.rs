@@ -237,7 +237,7 @@ async fn yamux_echo(mut stream: yamux::Stream) {
 }
 
 pub(crate) async fn echo_wsmux<N: Net>(samples: usize) -> Value {
-    let (client, server) = wsmux_pair::<N>(wsmux::Config::default()).await;
+    let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config()).await;
     N::spawn(serve_wsmux::<N>(server));
     let mut ch = client.open("echo").await.expect("open");
     let msg = block(SMALL);
@@ -311,7 +311,7 @@ where
 const HOL_BLOCK: usize = 16 * 1024;
 
 pub(crate) async fn hol_wsmux<N: Net>(duration: Duration) -> Value {
-    let (client, server) = wsmux_pair::<N>(wsmux::Config::default()).await;
+    let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config()).await;
     N::spawn(serve_wsmux::<N>(server));
     let bulk_client = client.clone();
     let bulk = move |stop: Arc<AtomicBool>, sent: Arc<AtomicU64>| {
@@ -434,7 +434,7 @@ pub(crate) async fn hol_raw_two_connections<N: Net>(duration: Duration) -> Value
 // ----- open + first echo -----
 
 pub(crate) async fn open_wsmux<N: Net>(samples: usize) -> Value {
-    let (client, server) = wsmux_pair::<N>(wsmux::Config::default()).await;
+    let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config()).await;
     N::spawn(serve_wsmux::<N>(server));
     let msg = block(SMALL);
     let mut times = Vec::with_capacity(samples);

@@ -52,14 +52,23 @@ impl Net for AsyncStd {
 
 pub(crate) struct Tokio;
 
+/// Whether the tokio runtime should be single-threaded (`WSMUX_BENCH_CURRENT_THREAD=1`), to
+/// see what cross-thread hand-offs cost.
+fn current_thread() -> bool {
+    std::env::var("WSMUX_BENCH_CURRENT_THREAD").is_ok_and(|v| v == "1")
+}
+
 fn tokio_runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
+        let mut builder = if current_thread() {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(2);
+            b
+        };
+        builder.enable_all().build().expect("tokio runtime")
     })
 }
 
