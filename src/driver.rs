@@ -18,10 +18,10 @@ use async_tungstenite::tungstenite::protocol::frame::Frame;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::WebSocketStream;
-use bytes::{Bytes, BytesMut};
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::{FutureExt, SinkExt, StreamExt};
 use futures_timer::Delay;
+use wsmux_proto::Frame as ProtoFrame;
 
 use crate::error::Error;
 use crate::shared::{park, Shared};
@@ -100,7 +100,7 @@ struct Task<S> {
     /// Messages read, waiting to be handed to proto under one lock.
     inbox: Vec<Message>,
     /// Frames taken from proto under one lock, waiting for the WebSocket to accept them.
-    outbox: VecDeque<(Bytes, Bytes)>,
+    outbox: VecDeque<ProtoFrame>,
     read_done: bool,
     write_done: bool,
 }
@@ -259,14 +259,14 @@ where
             if self.outbox.is_empty() {
                 let mut inner = self.shared.lock();
                 while self.outbox.len() < BATCH {
-                    match inner.proto.poll_transmit_split(now) {
+                    match inner.proto.poll_transmit_frame(now) {
                         Some(frame) => self.outbox.push_back(frame),
                         None => break,
                     }
                 }
             }
-            let Some((head, payload)) = self.outbox.pop_front() else { break };
-            if let Err(e) = self.send_frame(head, payload) {
+            let Some(frame) = self.outbox.pop_front() else { break };
+            if let Err(e) = self.send_frame(&frame) {
                 return self.write_failed(&e.to_string());
             }
             wrote = true;
@@ -280,16 +280,19 @@ where
         }
     }
 
-    /// Hands one wsmux frame to the WebSocket as one message. A large payload goes as the
-    /// second of two fragments (header, payload) so it is not copied to join the header; the
+    /// Hands one wsmux frame to the WebSocket as one message. A large data payload goes as the
+    /// second of two fragments (head, payload) so it is not copied to join its header; the
     /// receiver's WebSocket layer reassembles the message (RFC 6455 section 5.4).
-    fn send_frame(&mut self, head: Bytes, payload: Bytes) -> Result<(), WsError> {
-        if payload.len() < FRAGMENT_FROM {
-            let mut joined = BytesMut::with_capacity(head.len() + payload.len());
-            joined.extend_from_slice(&head);
-            joined.extend_from_slice(&payload);
-            return self.ws.start_send_unpin(Message::Binary(joined.freeze()));
+    fn send_frame(&mut self, frame: &ProtoFrame) -> Result<(), WsError> {
+        let payload_len = match frame {
+            ProtoFrame::Data(d) => d.payload.len(),
+            ProtoFrame::Open(o) => o.payload.len(),
+            _ => 0,
+        };
+        if payload_len < FRAGMENT_FROM {
+            return self.ws.start_send_unpin(Message::Binary(frame.to_bytes()));
         }
+        let (head, payload) = frame.to_split_bytes();
         // The second fragment follows at once: nothing may come between a message's fragments,
         // and the write buffer's bound leaves room for one more frame after a full one.
         let first = Frame::message(head, OpCode::Data(OpData::Binary), false);

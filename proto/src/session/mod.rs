@@ -493,6 +493,12 @@ impl Session {
         Some(frame.to_split_bytes())
     }
 
+    /// Like [`Session::poll_transmit`], as the frame itself, for a driver that encodes it (with
+    /// [`Frame::to_bytes`] or [`Frame::to_split_bytes`]) as it sees fit.
+    pub fn poll_transmit_frame(&mut self, now: Instant) -> Option<Frame> {
+        self.next_transmit(now)
+    }
+
     fn next_transmit(&mut self, now: Instant) -> Option<Frame> {
         let frame = self.next_frame(now)?;
         self.stats.frames_sent += 1;
