@@ -72,8 +72,8 @@ impl Driver {
             timer: None,
             phase: Phase::Running,
             flush_pending: false,
-            inbox: Vec::with_capacity(BATCH),
-            outbox: VecDeque::with_capacity(BATCH),
+            inbox: Vec::new(),
+            outbox: VecDeque::new(),
             read_done: false,
             write_done: false,
         };
@@ -304,6 +304,7 @@ where
     fn write_failed(&mut self, reason: &str) {
         self.write_done = true;
         self.flush_pending = false;
+        self.outbox.clear(); // never to be written; an outbox left full would block the close
         self.shared.lock().proto.handle_transport_closed(reason);
     }
 
@@ -332,7 +333,8 @@ where
     /// until the peer answers (or the deadline passes).
     fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Phase::Closing { sent, deadline } = &mut self.phase else { return Poll::Ready(()) };
-        if self.write_done && self.read_done {
+        // Without a working write side no close frame can go out, so no answer will come.
+        if self.write_done {
             return Poll::Ready(());
         }
         if deadline.poll_unpin(cx).is_ready() {
