@@ -173,8 +173,12 @@ async fn upload(
     let started = Instant::now();
     let mut ch = client.open("upload").await?;
     let mut checksum = Fnv::default();
+    // Eight distinct 1 MiB blocks, sent in turn (cloning `Bytes` copies nothing).
+    let blocks: Vec<Bytes> = (0..8)
+        .map(|i| (0..1 << 20).map(|k: usize| (k.wrapping_mul(31) ^ i) as u8).collect())
+        .collect();
     for i in 0..mib {
-        let block: Bytes = (0..1 << 20).map(|k: usize| (k.wrapping_mul(31) ^ i) as u8).collect();
+        let block = blocks[i % blocks.len()].clone();
         checksum.update(&block);
         ch.send(block).await?;
     }
@@ -246,7 +250,9 @@ async fn receive_upload(mut ch: Channel) -> Result<(), Error> {
     Ok(())
 }
 
-/// FNV-1a 64, a checksum both ends compute over the stream.
+/// FNV-1a over 64-bit little-endian words (a short tail byte by byte): a checksum both ends
+/// compute over the stream, eight times faster than byte-wise FNV. Messages arrive whole, so
+/// both ends see the same word boundaries.
 struct Fnv(u64);
 
 impl Default for Fnv {
@@ -257,7 +263,12 @@ impl Default for Fnv {
 
 impl Fnv {
     fn update(&mut self, data: &[u8]) {
-        for &b in data {
+        let mut words = data.chunks_exact(8);
+        for w in &mut words {
+            let word = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+            self.0 = (self.0 ^ word).wrapping_mul(0x100_0000_01b3);
+        }
+        for &b in words.remainder() {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
     }
