@@ -114,6 +114,7 @@ async fn run(options: Options) -> Result<(), Error> {
     let (receipt, expected, bulk_time) = bulk.await?;
     let (event_count, events_in_order) = subscription.await?;
     let total = started.elapsed();
+    let rtt = client.ping().await?;
     let stats = client.stats();
 
     latencies.sort();
@@ -128,7 +129,7 @@ async fn run(options: Options) -> Result<(), Error> {
         stats.bytes_sent as f64 / 1048576.0,
         stats.bytes_received as f64 / 1048576.0
     );
-    println!("  round-trip time (PING)      {}", fmt_opt(stats.smoothed_rtt));
+    println!("  round-trip time (PING)      {}", fmt(rtt));
     println!();
     println!(
         "  bulk upload                 {mib:.0} MiB in {:.2} s = {:.0} MiB/s, checksum {}",
@@ -280,8 +281,4 @@ fn fmt(d: Duration) -> String {
     } else {
         format!("{:.2} ms", d.as_secs_f64() * 1000.0)
     }
-}
-
-fn fmt_opt(d: Option<Duration>) -> String {
-    d.map(fmt).unwrap_or_else(|| "not measured yet".into())
 }

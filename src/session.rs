@@ -192,6 +192,32 @@ impl Session {
         .await
     }
 
+    /// Measures the round-trip time now: sends a wsmux PING (or waits for the one already on
+    /// its way) and returns the time its answer took. Fails if the session ends first.
+    pub async fn ping(&self) -> Result<std::time::Duration, Error> {
+        let before = {
+            let mut inner = self.shared.lock();
+            inner.proto.ping();
+            inner.after_command();
+            inner.proto.pings_answered()
+        };
+        poll_fn(|cx| {
+            let mut inner = self.shared.lock();
+            if inner.proto.pings_answered() > before {
+                if let Some(rtt) = inner.proto.stats().rtt {
+                    return Poll::Ready(Ok(rtt));
+                }
+            }
+            if inner.proto.is_closed() || inner.driver_gone {
+                let err = inner.proto.error().cloned().unwrap_or(SessionError::LocallyClosed);
+                return Poll::Ready(Err(err.into()));
+            }
+            park_in(&mut inner.pong, cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
     /// Whether the session has ended.
     pub fn is_closed(&self) -> bool {
         self.shared.lock().proto.is_closed()

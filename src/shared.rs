@@ -27,6 +27,7 @@ pub(crate) struct Inner {
     pub(crate) accept: Vec<Waker>,
     pub(crate) open: Vec<Waker>,
     pub(crate) closed: Vec<Waker>,
+    pub(crate) pong: Vec<Waker>,
     pub(crate) driver: Option<Waker>,
     /// Live `Session` handles; when the last one goes the session closes gracefully.
     pub(crate) session_handles: usize,
@@ -51,6 +52,7 @@ impl Inner {
                     self.to_wake.append(&mut self.accept);
                     self.to_wake.append(&mut self.open);
                 }
+                Event::Pong => self.to_wake.append(&mut self.pong),
                 Event::Closed => self.wake_all(),
                 _ => {}
             }
@@ -84,6 +86,7 @@ impl Inner {
         self.to_wake.append(&mut self.accept);
         self.to_wake.append(&mut self.open);
         self.to_wake.append(&mut self.closed);
+        self.to_wake.append(&mut self.pong);
     }
 
     /// After a handle operation: deliver its events and, if it queued frames, wake the driver.
@@ -132,6 +135,7 @@ impl Shared {
             accept: Vec::new(),
             open: Vec::new(),
             closed: Vec::new(),
+            pong: Vec::new(),
             driver: None,
             session_handles: 0,
             driver_gone: false,

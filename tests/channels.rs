@@ -480,3 +480,18 @@ fn errors_are_send_sync_and_convert_to_io_errors() {
     let lost = Error::Session(SessionError::ConnectionLost("gone".into()));
     assert_eq!(std::io::Error::from(lost).kind(), std::io::ErrorKind::ConnectionAborted);
 }
+
+#[test]
+fn ping_measures_the_round_trip_on_demand() {
+    run(async {
+        let (client, server) = pair().await;
+        let first = client.ping().await.unwrap();
+        let second = server.ping().await.unwrap();
+        assert!(first > std::time::Duration::ZERO && second > std::time::Duration::ZERO);
+        assert_eq!(client.stats().rtt, Some(first));
+        // Once the session has ended, ping fails instead of waiting.
+        client.close(ErrorCode::NO_ERROR, "bye");
+        assert_eq!(client.closed().await, None);
+        assert!(client.ping().await.is_err());
+    });
+}

@@ -13,6 +13,8 @@ pub(crate) struct Keepalive {
     outstanding: Option<([u8; 8], Instant)>,
     counter: u64,
     pub(crate) latest_rtt: Option<Duration>,
+    /// PINGs answered so far.
+    pub(crate) answered: u64,
     pub(crate) smoothed_rtt: Option<Duration>,
 }
 
@@ -27,6 +29,7 @@ impl Keepalive {
             outstanding: None,
             counter: 0,
             latest_rtt: None,
+            answered: 0,
             smoothed_rtt: None,
         }
     }
@@ -41,12 +44,14 @@ impl Keepalive {
     }
 
     /// Handles an answer; answers to PINGs we did not send (or no longer wait for) are ignored.
-    pub(crate) fn on_pong(&mut self, now: Instant, payload: [u8; 8]) {
-        let Some((expected, sent)) = self.outstanding else { return };
+    /// Returns whether the answer was the one awaited (an RTT was measured).
+    pub(crate) fn on_pong(&mut self, now: Instant, payload: [u8; 8]) -> bool {
+        let Some((expected, sent)) = self.outstanding else { return false };
         if expected != payload {
-            return;
+            return false;
         }
         self.outstanding = None;
+        self.answered += 1;
         let rtt = now.saturating_duration_since(sent);
         self.latest_rtt = Some(rtt);
         self.smoothed_rtt = Some(match self.smoothed_rtt {
@@ -54,6 +59,15 @@ impl Keepalive {
             Some(s) => (s * 7 + rtt) / 8,
         });
         self.next_ping = self.interval.map(|i| sent + i);
+        true
+    }
+
+    /// Asks for a PING now, unless one is already on its way (its answer will do).
+    pub(crate) fn ping_now(&mut self) {
+        if self.outstanding.is_none() {
+            self.due = true;
+            self.next_ping = None;
+        }
     }
 
     /// `Err(timeout)` if the outstanding PING has waited too long.

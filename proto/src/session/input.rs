@@ -86,7 +86,11 @@ impl Session {
             Frame::Window { id, increment } => self.on_window(id, increment),
             Frame::Reset { id, code, reason } => self.on_reset(now, id, code, reason),
             Frame::Ping { ack: false, payload } => self.pong = Some(payload),
-            Frame::Ping { ack: true, payload } => self.keepalive.on_pong(now, payload),
+            Frame::Ping { ack: true, payload } => {
+                if self.keepalive.on_pong(now, payload) {
+                    self.events.push_back(Event::Pong);
+                }
+            }
             Frame::GoAway { last_id, code, reason } => self.on_goaway(now, last_id, code, reason),
             Frame::Extension { .. } => {}
         }

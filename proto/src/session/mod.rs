@@ -50,6 +50,8 @@ pub enum Event {
         /// The peer's reason.
         reason: String,
     },
+    /// A PING was answered: a new round-trip time is in [`Session::stats`].
+    Pong,
     /// The session ended; [`Session::error`] says whether cleanly.
     Closed,
 }
@@ -244,6 +246,19 @@ impl Session {
             Some(ErrorCode::LIMIT) => 1008,
             Some(_) => 1011,
         }
+    }
+
+    /// Sends a PING with the next transmit (unless one is on its way already). Its answer
+    /// brings an [`Event::Pong`]; [`Session::pings_answered`] counts them.
+    pub fn ping(&mut self) {
+        if self.state != State::Closed {
+            self.keepalive.ping_now();
+        }
+    }
+
+    /// PINGs answered so far.
+    pub fn pings_answered(&self) -> u64 {
+        self.keepalive.answered
     }
 
     /// Counters, with the round-trip time.
