@@ -79,6 +79,9 @@ fn frames_ready_together_leave_with_one_flush() {
             let _ = server_driver.await;
         })
         .unwrap();
+    // A round trip proves the server's SETTINGS (its first frame) arrived: until then at most
+    // 100 channels may be opened, the spec default.
+    pool.run_until(client.ping()).unwrap();
     pool.run_until_stalled();
     let before = flushes.load(Ordering::SeqCst);
 
