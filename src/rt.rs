@@ -5,6 +5,7 @@
 //! with `default-features = false, features = ["tokio"]`.
 
 /// async-std and smol have the same TCP API; one body serves both.
+#[cfg(any(feature = "async-std", feature = "smol"))]
 macro_rules! futures_io_runtime {
     ($net:path, $spawn:expr) => {
         use $net as net;
