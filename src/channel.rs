@@ -31,12 +31,12 @@ pub struct Channel {
     id: ChannelId,
     /// Parts of a message that spans several frames, gathered as the application reads them
     /// (reading is what returns credit, so a message larger than the window still flows).
-    partial: BytesMut,
+    partial: Partial,
 }
 
 impl Channel {
     pub(crate) fn new(shared: Shared, id: ChannelId) -> Self {
-        Channel { shared, id, partial: BytesMut::new() }
+        Channel { shared, id, partial: Partial::default() }
     }
 
     /// The channel's id (odd if the client opened it, even if the server did).
@@ -105,9 +105,9 @@ impl Channel {
                     break Poll::Ready(Ok(Some(chunk.data)));
                 }
                 Ok(Read::Chunk(chunk)) => {
-                    self.partial.extend_from_slice(&chunk.data);
+                    self.partial.push(chunk.data);
                     if chunk.eom {
-                        break Poll::Ready(Ok(Some(self.partial.split().freeze())));
+                        break Poll::Ready(Ok(Some(self.partial.take())));
                     }
                 }
                 Ok(Read::Pending) => {
@@ -187,11 +187,47 @@ impl Channel {
     }
 
     pub(crate) fn take_partial(&mut self) -> Bytes {
-        self.partial.split().freeze()
+        self.partial.take()
     }
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
+    }
+}
+
+/// The parts of a message that spans several frames. They are joined once, at the message's
+/// end, into a buffer of exactly its size: growing one buffer part by part would copy a 1 MiB
+/// message about twice.
+#[derive(Debug, Default)]
+struct Partial {
+    parts: Vec<Bytes>,
+    len: usize,
+}
+
+impl Partial {
+    fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn push(&mut self, part: Bytes) {
+        self.len += part.len();
+        self.parts.push(part);
+    }
+
+    /// The parts joined (without a copy when there is only one), leaving `self` empty.
+    fn take(&mut self) -> Bytes {
+        let len = std::mem::take(&mut self.len);
+        match self.parts.len() {
+            0 => Bytes::new(),
+            1 => self.parts.pop().unwrap_or_default(),
+            _ => {
+                let mut joined = BytesMut::with_capacity(len);
+                for part in self.parts.drain(..) {
+                    joined.extend_from_slice(&part);
+                }
+                joined.freeze()
+            }
+        }
     }
 }
 
