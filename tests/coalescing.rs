@@ -1,52 +1,18 @@
 //! Write coalescing: the driver writes every ready frame and flushes once, not once per frame.
 #![allow(clippy::unwrap_used)]
 
-use std::io;
-use std::pin::Pin;
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::executor::LocalPool;
-use futures::io::{AsyncRead, AsyncWrite};
 use futures::task::LocalSpawnExt;
 
+use common::TestIo;
 use wsmux::server::ServerConfig;
 use wsmux::{Config, OpenOptions};
-
-/// A transport that counts flushes.
-struct Counting<S> {
-    inner: S,
-    flushes: Arc<AtomicUsize>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Counting<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counting<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.flushes.fetch_add(1, Ordering::SeqCst);
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
 
 #[test]
 fn frames_ready_together_leave_with_one_flush() {
@@ -64,7 +30,8 @@ fn frames_ready_together_leave_with_one_flush() {
         };
         let connect = async {
             let tcp = async_std::net::TcpStream::connect(addr).await.unwrap();
-            let tcp = Counting { inner: tcp, flushes: counter };
+            let mut tcp = TestIo::new(tcp);
+            tcp.flushes = counter;
             wsmux::client::connect_on(tcp, &format!("ws://{addr}/mux"), Config::default())
                 .await
                 .unwrap()

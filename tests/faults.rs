@@ -4,54 +4,11 @@
 
 mod common;
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use bytes::Bytes;
-use futures::io::{AsyncRead, AsyncWrite};
 
 use common::*;
 use wsmux::server::ServerConfig;
 use wsmux::{ChannelError, Config, Error, SessionError};
-
-/// A transport whose writes fail with `BrokenPipe` once `budget` bytes have been written.
-struct FailingWrites<S> {
-    inner: S,
-    budget: usize,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for FailingWrites<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for FailingWrites<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if self.budget == 0 {
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        }
-        let n = buf.len().min(self.budget);
-        let written = futures::ready!(Pin::new(&mut self.inner).poll_write(cx, &buf[..n]))?;
-        self.budget -= written;
-        Poll::Ready(Ok(written))
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
 
 #[test]
 fn a_transport_whose_writes_fail_ends_the_session_and_the_driver() {
@@ -67,7 +24,8 @@ fn a_transport_whose_writes_fail_ends_the_session_and_the_driver() {
         });
         let tcp = async_std::net::TcpStream::connect(addr).await.unwrap();
         // Enough for the upgrade and a few frames, then every write fails.
-        let tcp = FailingWrites { inner: tcp, budget: 200_000 };
+        let mut tcp = TestIo::new(tcp);
+        tcp.write_budget = Some(200_000);
         let url = format!("ws://{addr}/mux");
         let (client, driver) =
             wsmux::client::connect_on(tcp, &url, Config::default()).await.unwrap();

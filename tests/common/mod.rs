@@ -2,7 +2,14 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use futures::io::{AsyncRead, AsyncWrite};
 
 use wsmux::server::{Server, ServerConfig};
 use wsmux::{Config, Session};
@@ -63,4 +70,54 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// A transport for fault and behaviour tests: counts flushes, and fails every write with
+/// `BrokenPipe` once `write_budget` bytes have been written (if set).
+pub struct TestIo<S> {
+    pub inner: S,
+    pub flushes: Arc<AtomicUsize>,
+    pub write_budget: Option<usize>,
+}
+
+impl<S> TestIo<S> {
+    pub fn new(inner: S) -> Self {
+        TestIo { inner, flushes: Arc::new(AtomicUsize::new(0)), write_budget: None }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for TestIo<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for TestIo<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let n = match self.write_budget {
+            Some(0) => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            Some(left) => buf.len().min(left),
+            None => buf.len(),
+        };
+        let written = futures::ready!(Pin::new(&mut self.inner).poll_write(cx, &buf[..n]))?;
+        if let Some(left) = &mut self.write_budget {
+            *left -= written;
+        }
+        Poll::Ready(Ok(written))
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
 }
