@@ -17,6 +17,12 @@ pub(crate) fn in_fresh_process(runtime: &str, case: &str, system: &str, n: usize
         .output()
         .expect("run the memory case");
     let stdout = String::from_utf8_lossy(&output.stdout);
+    // Say what the child did about the file-descriptor limit.
+    for line in String::from_utf8_lossy(&output.stderr).lines() {
+        if line.starts_with("(file-descriptor") {
+            println!("  {line}");
+        }
+    }
     let per_item = stdout
         .lines()
         .find_map(|l| l.strip_prefix("bytes_per_item ")?.trim().parse().ok())
@@ -26,8 +32,25 @@ pub(crate) fn in_fresh_process(runtime: &str, case: &str, system: &str, n: usize
     Value::Memory { per_item, items: n }
 }
 
+/// Raises this process's soft limit of open files toward `wanted` (up to the hard limit),
+/// saying what it did; the 10,000-connection case needs more than the common default of 1024.
+pub(crate) fn raise_fd_limit(wanted: u64) {
+    match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok((soft, hard)) if soft < wanted => {
+            let target = wanted.min(hard);
+            match rlimit::setrlimit(rlimit::Resource::NOFILE, target, hard) {
+                Ok(()) => eprintln!("(file-descriptor limit raised from {soft} to {target})"),
+                Err(e) => eprintln!("(file-descriptor limit {soft}; raising it failed: {e})"),
+            }
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("(file-descriptor limit unknown: {e})"),
+    }
+}
+
 /// The memory case itself, in the child process.
 pub(crate) async fn measure<N: Net>(case: &str, system: &str, n: usize) -> Value {
+    raise_fd_limit(n as u64 + 1024);
     match (case, system) {
         ("mem-channels", _) => idle_channels::<N>(n).await,
         (_, "raw") => idle_connections::<N>(n, "raw").await,
@@ -126,6 +149,7 @@ pub(crate) async fn idle_connections<N: Net>(n: usize, kind: &'static str) -> Va
 /// The child process of [`idle_connections`]: opens `n` connections of `kind` to `addr`,
 /// says "ready", and holds them until its stdin closes.
 pub(crate) fn idle_client(kind: &str, addr: &str, n: usize) {
+    raise_fd_limit(n as u64 + 1024);
     let addr: std::net::SocketAddr = addr.parse().expect("address");
     async_std::task::block_on(async move {
         let mut held: Vec<Box<dyn std::any::Any + Send>> = Vec::with_capacity(n);
