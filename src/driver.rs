@@ -29,6 +29,9 @@ use crate::shared::{park, Shared};
 /// Frames read or taken for writing per acquisition of the shared lock: handles wait on that
 /// lock, so the driver takes it once per batch, not once per frame.
 const BATCH: usize = 64;
+/// Bytes of frames taken for writing per lock: about one full frame, so the scheduler, not the
+/// batch, decides what goes next whenever bulk data is flowing.
+const BATCH_BYTES: usize = 16 * 1024;
 /// Messages read in one poll before the driver yields to other tasks.
 const READ_BUDGET: usize = 256;
 /// Payloads from this size on are sent as a separate WebSocket fragment instead of being
@@ -257,10 +260,16 @@ where
                 Poll::Pending => break,
             }
             if self.outbox.is_empty() {
+                // Many small frames per lock, but few bytes: frames taken here are committed
+                // to the wire order, so a later small message could not pass them any more.
                 let mut inner = self.shared.lock();
-                while self.outbox.len() < BATCH {
+                let mut bytes = 0;
+                while self.outbox.len() < BATCH && bytes < BATCH_BYTES {
                     match inner.proto.poll_transmit_frame(now) {
-                        Some(frame) => self.outbox.push_back(frame),
+                        Some(frame) => {
+                            bytes += frame.encoded_len();
+                            self.outbox.push_back(frame);
+                        }
                         None => break,
                     }
                 }
