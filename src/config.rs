@@ -21,6 +21,10 @@ pub struct Config {
     /// How long connecting plus the HTTP upgrade may take, on either side. Default 10 s (a
     /// slowloris client holds a server slot at most this long).
     pub handshake_timeout: std::time::Duration,
+    /// How long, once the session has ended, its last frames (GOAWAY) and the WebSocket close
+    /// handshake may take before the connection is dropped anyway. Default 5 s: a peer that
+    /// stops reading must not hold the connection, or a server's session slot, forever.
+    pub close_timeout: std::time::Duration,
 }
 
 impl Default for Config {
@@ -30,6 +34,7 @@ impl Default for Config {
             ws_read_buffer: 32 * 1024,
             ws_write_buffer: 128 * 1024,
             handshake_timeout: std::time::Duration::from_secs(10),
+            close_timeout: std::time::Duration::from_secs(5),
         }
     }
 }

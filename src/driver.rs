@@ -37,8 +37,6 @@ const READ_BUDGET: usize = 256;
 /// Payloads from this size on are sent as a separate WebSocket fragment instead of being
 /// copied next to their header. Below it, the copy is cheaper than a second WebSocket frame.
 const FRAGMENT_FROM: usize = 4 * 1024;
-/// How long the WebSocket close handshake may take once the session has ended.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The future that runs one connection. Spawn it (or `.await` it) for the session to make
 /// progress; it completes when the session has ended and the WebSocket is closed.
@@ -65,7 +63,7 @@ impl Future for Driver {
 }
 
 impl Driver {
-    pub(crate) fn new<S>(ws: WebSocketStream<S>, shared: Shared) -> Self
+    pub(crate) fn new<S>(ws: WebSocketStream<S>, shared: Shared, close_timeout: Duration) -> Self
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -79,6 +77,8 @@ impl Driver {
             outbox: VecDeque::new(),
             read_done: false,
             write_done: false,
+            final_writes: None,
+            close_timeout,
         };
         Driver { inner: Box::pin(task) }
     }
@@ -106,6 +106,10 @@ struct Task<S> {
     outbox: VecDeque<ProtoFrame>,
     read_done: bool,
     write_done: bool,
+    /// Started when the session has ended with frames still to write.
+    final_writes: Option<Delay>,
+    /// [`crate::Config::close_timeout`].
+    close_timeout: Duration,
 }
 
 impl<S> Future for Task<S>
@@ -120,7 +124,7 @@ where
             match this.phase {
                 Phase::Running => match this.poll_running(cx) {
                     Poll::Ready(()) => {
-                        let deadline = Delay::new(CLOSE_TIMEOUT);
+                        let deadline = Delay::new(this.close_timeout);
                         this.phase = Phase::Closing { sent: false, deadline };
                     }
                     Poll::Pending => return Poll::Pending,
@@ -187,6 +191,11 @@ where
                 (done, inner.proto.poll_timeout())
             };
             if closed && !self.flush_pending {
+                return Poll::Ready(());
+            }
+            if closed && self.close_deadline_passed(cx) {
+                // The peer does not take our last frames: give up on them.
+                self.write_failed("the peer stopped reading after the session ended");
                 return Poll::Ready(());
             }
             if self.poll_timer(cx, next_timeout) {
@@ -317,6 +326,14 @@ where
         self.shared.lock().proto.handle_transport_closed(reason);
     }
 
+    /// Once the session has ended, its last frames get the close timeout to leave; a peer that
+    /// stops reading must not keep the connection (and its server slot) forever.
+    fn close_deadline_passed(&mut self, cx: &mut Context<'_>) -> bool {
+        let timeout = self.close_timeout;
+        let deadline = self.final_writes.get_or_insert_with(|| Delay::new(timeout));
+        deadline.poll_unpin(cx).is_ready()
+    }
+
     /// Arms the timer for proto's next deadline. Returns whether that deadline already passed.
     fn poll_timer(&mut self, cx: &mut Context<'_>, at: Option<Instant>) -> bool {
         let Some(at) = at else {
@@ -367,20 +384,24 @@ where
         if self.ws.poll_flush_unpin(cx).is_ready() && self.read_done {
             return Poll::Ready(());
         }
-        // Read (and discard) until the peer's close answer ends the stream.
-        loop {
+        // Read (and discard) until the peer's close answer ends the stream, yielding now and then
+        // so a peer that keeps sending cannot hold this task (the deadline still applies).
+        for _ in 0..READ_BUDGET {
             match self.ws.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(_))) => continue,
                 Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
                 Poll::Pending => return Poll::Pending,
             }
         }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
 impl<S> Drop for Task<S> {
     fn drop(&mut self) {
         let mut inner = self.shared.lock();
+        inner.defer_wakes = false; // a poll that panicked must not swallow these wakes
         inner.proto.handle_transport_closed("the driver was dropped");
         inner.driver_gone = true;
         inner.dispatch_events();

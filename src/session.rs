@@ -96,13 +96,13 @@ impl Session {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let mut protocol = config.protocol;
+        let mut protocol = config.protocol.clone();
         // A seed the peer cannot know for the channel table (see `proto::Config::hash_seed`).
         protocol.hash_seed = std::hash::BuildHasher::hash_one(&RandomState::new(), Instant::now());
         let proto = Proto::new(side, protocol, Instant::now());
         let shared = Shared::new(proto);
         shared.lock().session_handles = 1;
-        let driver = Driver::new(ws, shared.clone());
+        let driver = Driver::new(ws, shared.clone(), config.close_timeout);
         (Session { shared }, driver)
     }
 
@@ -197,7 +197,7 @@ impl Session {
     pub async fn ping(&self) -> Result<std::time::Duration, Error> {
         let before = {
             let mut inner = self.shared.lock();
-            inner.proto.ping();
+            inner.proto.ping(Instant::now());
             inner.after_command();
             inner.proto.pings_answered()
         };
@@ -295,8 +295,7 @@ impl Incoming {
             return;
         }
         let mut inner = self.shared.lock();
-        inner.proto.reset(self.id, code, reason);
-        inner.proto.release(self.id);
+        inner.proto.refuse(Instant::now(), self.id, code, reason);
         inner.channels.remove(&self.id);
         inner.after_command();
     }

@@ -53,6 +53,10 @@ impl Inner {
                     self.to_wake.append(&mut self.open);
                 }
                 Event::Pong => self.to_wake.append(&mut self.pong),
+                Event::Draining => {
+                    self.to_wake.append(&mut self.accept);
+                    self.to_wake.append(&mut self.open);
+                }
                 Event::Closed => self.wake_all(),
                 _ => {}
             }

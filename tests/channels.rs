@@ -495,3 +495,18 @@ fn ping_measures_the_round_trip_on_demand() {
         assert!(client.ping().await.is_err());
     });
 }
+
+#[test]
+fn accept_returns_none_as_soon_as_the_session_starts_closing() {
+    run(async {
+        let (client, server) = pair().await;
+        // A channel in flight keeps the drain going, so only the GOAWAY can end the accept.
+        let _busy = client.open("busy").await.unwrap();
+        let _held = server.accept().await.unwrap().accept();
+        let acceptor = server.clone();
+        let waiting = async_std::task::spawn(async move { acceptor.accept().await.is_none() });
+        server.close(ErrorCode::NO_ERROR, "shutting down");
+        assert!(waiting.await, "accept returned a channel after close");
+        assert!(!server.is_closed(), "the drain is still running");
+    });
+}

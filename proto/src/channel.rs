@@ -135,6 +135,11 @@ impl Channel {
         self.released && self.wire_done() && self.pending_open.is_none()
     }
 
+    /// Whether any message (empty ones too) waits to be sent.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.send_queue.is_empty()
+    }
+
     pub(crate) fn enqueue(&mut self, msg: Bytes) {
         self.queued += msg.len();
         self.send_queue.push_back(msg);

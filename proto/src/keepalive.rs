@@ -1,4 +1,8 @@
 //! PING scheduling, liveness and round-trip time.
+//!
+//! The liveness deadline runs from the moment a PING is DUE, not from when it is sent: a peer
+//! that stops reading blocks our writes, so the PING may never leave, and that peer must be
+//! detected all the same (within interval + timeout).
 
 use std::time::{Duration, Instant};
 
@@ -6,11 +10,14 @@ use std::time::{Duration, Instant};
 pub(crate) struct Keepalive {
     interval: Option<Duration>,
     timeout: Duration,
-    /// When the next PING is due; `None` while one is outstanding or keepalive is off.
+    /// When the next PING is due; `None` while one is due or outstanding, or keepalive is off.
     next_ping: Option<Instant>,
     /// A PING should go out with the next transmit.
     pub(crate) due: bool,
+    /// The PING in flight and when it was sent (for the round-trip time).
     outstanding: Option<([u8; 8], Instant)>,
+    /// When the session fails unless the due or outstanding PING is answered.
+    deadline: Option<Instant>,
     counter: u64,
     pub(crate) latest_rtt: Option<Duration>,
     /// PINGs answered so far.
@@ -20,13 +27,14 @@ pub(crate) struct Keepalive {
 
 impl Keepalive {
     /// The first PING goes out at once, so the RTT is known after one round trip.
-    pub(crate) fn new(interval: Option<Duration>, timeout: Duration) -> Self {
+    pub(crate) fn new(interval: Option<Duration>, timeout: Duration, now: Instant) -> Self {
         Keepalive {
             interval,
             timeout,
             next_ping: None,
             due: interval.is_some(),
             outstanding: None,
+            deadline: interval.map(|_| now + timeout),
             counter: 0,
             latest_rtt: None,
             answered: 0,
@@ -40,6 +48,7 @@ impl Keepalive {
         self.counter += 1;
         let payload = self.counter.to_be_bytes();
         self.outstanding = Some((payload, now));
+        self.deadline.get_or_insert(now + self.timeout);
         payload
     }
 
@@ -51,6 +60,7 @@ impl Keepalive {
             return false;
         }
         self.outstanding = None;
+        self.deadline = None;
         self.answered += 1;
         let rtt = now.saturating_duration_since(sent);
         self.latest_rtt = Some(rtt);
@@ -62,35 +72,63 @@ impl Keepalive {
         true
     }
 
-    /// Asks for a PING now, unless one is already on its way (its answer will do).
-    pub(crate) fn ping_now(&mut self) {
-        if self.outstanding.is_none() {
+    /// Asks for a PING now, unless one is already due or on its way (its answer will do).
+    pub(crate) fn ping_now(&mut self, now: Instant) {
+        if self.outstanding.is_none() && !self.due {
             self.due = true;
             self.next_ping = None;
+            self.deadline = Some(now + self.timeout);
         }
     }
 
-    /// `Err(timeout)` if the outstanding PING has waited too long.
+    /// `Err(timeout)` if the due or outstanding PING has waited too long.
     pub(crate) fn on_timeout(&mut self, now: Instant) -> Result<(), Duration> {
-        if let Some((_, sent)) = self.outstanding {
-            if now >= sent + self.timeout {
-                return Err(self.timeout);
-            }
+        if self.deadline.is_some_and(|d| now >= d) {
+            return Err(self.timeout);
         }
-        if let Some(at) = self.next_ping {
-            if now >= at {
-                self.next_ping = None;
-                self.due = true;
-            }
+        if self.next_ping.is_some_and(|at| now >= at) {
+            self.next_ping = None;
+            self.due = true;
+            self.deadline = Some(now + self.timeout);
         }
         Ok(())
     }
 
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        let expiry = self.outstanding.map(|(_, sent)| sent + self.timeout);
-        match (expiry, self.next_ping) {
+        match (self.deadline, self.next_ping) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ping_that_cannot_leave_still_times_out() {
+        let t0 = Instant::now();
+        let (interval, timeout) = (Duration::from_secs(15), Duration::from_secs(15));
+        let mut k = Keepalive::new(Some(interval), timeout, t0);
+        // The first PING is due at once but never taken (our writes are blocked).
+        assert_eq!(k.next_timeout(), Some(t0 + timeout));
+        assert!(k.on_timeout(t0 + timeout - Duration::from_millis(1)).is_ok());
+        assert_eq!(k.on_timeout(t0 + timeout), Err(timeout));
+    }
+
+    #[test]
+    fn an_answered_ping_schedules_the_next_and_clears_the_deadline() {
+        let t0 = Instant::now();
+        let mut k = Keepalive::new(Some(Duration::from_secs(10)), Duration::from_secs(5), t0);
+        let payload = k.take_ping(t0);
+        assert!(k.on_pong(t0 + Duration::from_millis(3), payload));
+        assert_eq!(k.latest_rtt, Some(Duration::from_millis(3)));
+        assert_eq!(k.next_timeout(), Some(t0 + Duration::from_secs(10)));
+        // Due at 10 s, never sent: the session fails at 15 s.
+        assert!(k.on_timeout(t0 + Duration::from_secs(10)).is_ok());
+        assert!(k.due);
+        assert_eq!(k.next_timeout(), Some(t0 + Duration::from_secs(15)));
+        assert!(k.on_timeout(t0 + Duration::from_secs(15)).is_err());
     }
 }

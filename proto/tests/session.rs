@@ -337,3 +337,48 @@ fn close_puts_no_open_on_the_wire_after_its_goaway() {
     // The application learns at once that the channel will not happen.
     assert!(pair.client.read(id, 100).is_err());
 }
+
+#[test]
+fn a_peers_clean_goaway_then_transport_loss_ends_cleanly_but_fails_open_channels() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("work", Bytes::new(), Some(b("x")), false).expect("open");
+    pair.drive();
+    let _server_side = accept(&mut pair.server);
+    pair.server.close(pair.now, ErrorCode::NO_ERROR, "restart");
+    pair.drive();
+    pair.client.handle_transport_closed("gone");
+    assert!(pair.client.is_closed());
+    // The peer announced a clean end: the session did not fail...
+    assert_eq!(pair.client.error(), None);
+    // ...but the channel it cut off did, distinguishably from a clean end.
+    assert!(matches!(
+        pair.client.read(id, usize::MAX),
+        Err(ChannelError::Session(SessionError::ConnectionLost(_)))
+    ));
+}
+
+#[test]
+fn refusals_by_the_application_count_against_the_reset_budget() {
+    let mut config = Config::default();
+    config.local_reset_budget = wsmux_proto::Budget { burst: 5, per_second: 1 };
+    let mut pair = Pair::with(Config::default(), config);
+    for _ in 0..10 {
+        if pair.client.open("nope", Bytes::new(), None, true).is_err() {
+            break;
+        }
+    }
+    pair.drive();
+    for _ in 0..10 {
+        match pair.server.accept() {
+            Some(incoming) => pair.server.refuse(pair.now, incoming.id, ErrorCode::NOT_FOUND, "no"),
+            None => break,
+        }
+        pair.drive();
+    }
+    // Past the burst of 5, the peer that only opens refused channels loses the session.
+    assert!(pair.server.is_closed());
+    assert!(matches!(
+        pair.server.error(),
+        Some(SessionError::PeerViolation { code: ErrorCode::LIMIT, .. })
+    ));
+}

@@ -48,7 +48,11 @@ impl Session {
             .filter(|e| e.code() != ErrorCode::NO_ERROR)
             .unwrap_or_else(|| SessionError::ConnectionLost(reason.to_owned()));
         let active = self.local_count + self.peer_count > 0;
-        let graceful = self.state == State::Draining && !active;
+        // A drain that completed, or that the peer's GOAWAY(NO_ERROR) announced, ends cleanly
+        // even if channels were cut (they fail with the error above).
+        let peer_said_clean =
+            self.peer_goaway.as_ref().is_some_and(|(c, _)| *c == ErrorCode::NO_ERROR);
+        let graceful = self.state == State::Draining && (!active || peer_said_clean);
         self.control.clear();
         self.close_channels(&err);
         self.enter_closed(if graceful { None } else { Some(err) });

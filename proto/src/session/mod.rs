@@ -52,6 +52,9 @@ pub enum Event {
     },
     /// A PING was answered: a new round-trip time is in [`Session::stats`].
     Pong,
+    /// The session started draining (GOAWAY sent or received): no new channels either way,
+    /// so nobody should wait to open or accept one.
+    Draining,
     /// The session ended; [`Session::error`] says whether cleanly.
     Closed,
 }
@@ -170,7 +173,7 @@ impl Session {
     /// queued at once; channels may be opened before the peer's SETTINGS arrive.
     pub fn new(side: Side, config: Config, now: Instant) -> Self {
         let local = config.settings();
-        let keepalive = Keepalive::new(config.keepalive_interval, config.keepalive_timeout);
+        let keepalive = Keepalive::new(config.keepalive_interval, config.keepalive_timeout, now);
         let mut control = VecDeque::new();
         control.push_back(Frame::Settings(local));
         Session {
@@ -250,9 +253,9 @@ impl Session {
 
     /// Sends a PING with the next transmit (unless one is on its way already). Its answer
     /// brings an [`Event::Pong`]; [`Session::pings_answered`] counts them.
-    pub fn ping(&mut self) {
+    pub fn ping(&mut self, now: Instant) {
         if self.state != State::Closed {
-            self.keepalive.ping_now();
+            self.keepalive.ping_now(now);
         }
     }
 
@@ -338,7 +341,8 @@ impl Session {
     /// Whether `send` may queue a message on `id` now. If not, an [`Event::Writable`] follows
     /// once the channel's send buffer has room again (or the channel fails).
     pub fn poll_writable(&mut self, id: ChannelId) -> Result<bool, ChannelError> {
-        let limit = self.config.send_buffer as usize;
+        // At least one message may always be queued, whatever the configured buffer.
+        let limit = (self.config.send_buffer as usize).max(1);
         let ch = self.sendable_channel(id)?;
         if ch.queued < limit {
             return Ok(true);
@@ -354,7 +358,7 @@ impl Session {
         if ch.send == SendState::Reset {
             return Err(ch.failure());
         }
-        if ch.queued == 0 && ch.pending_open.is_none() && ch.send != SendState::Finishing {
+        if !ch.has_queued() && ch.pending_open.is_none() && ch.send != SendState::Finishing {
             return Ok(true);
         }
         ch.wake_writer_at = Some(0);
@@ -445,6 +449,14 @@ impl Session {
             _ => {}
         }
         self.settle(id);
+    }
+
+    /// Refuses incoming channel `id` with `code` (NOT_FOUND, REFUSED…) and releases it. Counts
+    /// against the budget of locally caused resets, like every refusal: a peer that opens
+    /// channels only to have them refused ends the session with LIMIT.
+    pub fn refuse(&mut self, now: Instant, id: ChannelId, code: ErrorCode, reason: &str) {
+        self.local_reset(now, id, code, reason);
+        self.release(id);
     }
 
     /// Takes the next incoming channel, skipping those that were reset before being accepted.
@@ -736,6 +748,7 @@ impl Session {
         if self.state == State::Open {
             self.state = State::Draining;
             self.drain_deadline = Some(now + self.config.drain_timeout);
+            self.events.push_back(Event::Draining);
         }
         self.check_drained();
     }
