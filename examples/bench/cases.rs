@@ -182,15 +182,18 @@ pub(crate) async fn small_wsmux<N: Net>(total: usize, channels: usize) -> Value 
 
 // ----- echo on an idle connection -----
 
-pub(crate) async fn echo_raw<N: Net>(samples: usize) -> Value {
-    let (mut client, mut server) = raw_pair::<N>().await;
-    N::spawn(async move {
-        while let Some(Ok(msg)) = server.next().await {
-            if msg.is_binary() && server.send(msg).await.is_err() {
-                break;
-            }
+/// Sends every binary message back, until the connection ends (raw WebSocket).
+async fn raw_echo_server<N: Net>(mut server: crate::systems::Ws<N>) {
+    while let Some(Ok(msg)) = server.next().await {
+        if msg.is_binary() && server.send(msg).await.is_err() {
+            break;
         }
-    });
+    }
+}
+
+pub(crate) async fn echo_raw<N: Net>(samples: usize) -> Value {
+    let (mut client, server) = raw_pair::<N>().await;
+    N::spawn(raw_echo_server::<N>(server));
     let msg = block(SMALL);
     let mut times = Vec::with_capacity(samples);
     for i in 0..samples + WARMUP {
@@ -410,14 +413,8 @@ pub(crate) async fn hol_raw_two_connections<N: Net>(duration: Duration) -> Value
         let _ = client.close(None).await;
     };
     let echo = |stop: Arc<AtomicBool>| async move {
-        let (mut client, mut server) = raw_pair::<N>().await;
-        N::spawn(async move {
-            while let Some(Ok(msg)) = server.next().await {
-                if msg.is_binary() && server.send(msg).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let (mut client, server) = raw_pair::<N>().await;
+        N::spawn(raw_echo_server::<N>(server));
         let msg = block(SMALL);
         let mut times = Vec::new();
         while !stop.load(Ordering::Acquire) {
