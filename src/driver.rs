@@ -71,6 +71,7 @@ impl Driver {
             ws,
             shared,
             timer: None,
+            deadline: None,
             phase: Phase::Running,
             flush_pending: false,
             inbox: Vec::new(),
@@ -98,6 +99,8 @@ struct Task<S> {
     ws: WebSocketStream<S>,
     shared: Shared,
     timer: Option<(Instant, Delay)>,
+    /// Proto's next deadline as of the end of the last round (see `poll_round`).
+    deadline: Option<Instant>,
     phase: Phase,
     flush_pending: bool,
     /// Messages read, waiting to be handed to proto under one lock.
@@ -174,12 +177,10 @@ where
         loop {
             let now = Instant::now();
             let read_more = self.poll_read(cx, now, &mut budget);
-            {
-                let mut inner = self.shared.lock();
-                if inner.proto.poll_timeout().is_some_and(|t| t <= now) {
-                    inner.proto.handle_timeout(now);
-                }
-                inner.dispatch_events();
+            // The deadline known from the end of the last round: lock only when one is due.
+            // (Events are dispatched once, below: wakes wait for the end of the poll anyway.)
+            if self.deadline.is_some_and(|d| d <= now) {
+                self.shared.lock().proto.handle_timeout(now);
             }
             self.poll_write(cx, now);
             let (closed, next_timeout) = {
@@ -336,6 +337,7 @@ where
 
     /// Arms the timer for proto's next deadline. Returns whether that deadline already passed.
     fn poll_timer(&mut self, cx: &mut Context<'_>, at: Option<Instant>) -> bool {
+        self.deadline = at;
         let Some(at) = at else {
             self.timer = None;
             return false;

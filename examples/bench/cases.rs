@@ -281,26 +281,25 @@ where
         futures_timer::Delay::new(duration).await;
         stop.store(true, Ordering::Release);
     };
+    // Starts the bulk flow as its own task: (stop flag, bytes sent, done signal).
+    let start_bulk = || {
+        let (stop, sent) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let task = bulk(stop.clone(), sent.clone());
+        N::spawn(async move {
+            task.await;
+            let _ = done_tx.send(());
+        });
+        (stop, sent, done_rx)
+    };
     // Alone.
-    let (stop, sent) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
-    let (done_tx, done_rx) = oneshot::channel();
-    let task = bulk(stop.clone(), sent.clone());
-    N::spawn(async move {
-        task.await;
-        let _ = done_tx.send(());
-    });
+    let (stop, sent, done_rx) = start_bulk();
     let start = Instant::now();
     timed(stop).await;
     let solo = sent.load(Ordering::Acquire) as f64 / start.elapsed().as_secs_f64();
     let _ = done_rx.await;
     // With the echo beside it.
-    let (stop, sent) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
-    let (done_tx, done_rx) = oneshot::channel();
-    let task = bulk(stop.clone(), sent.clone());
-    N::spawn(async move {
-        task.await;
-        let _ = done_tx.send(());
-    });
+    let (stop, sent, done_rx) = start_bulk();
     let start = Instant::now();
     let (samples, ()) = futures::join!(echo(stop.clone()), timed(stop));
     let during = sent.load(Ordering::Acquire) as f64 / start.elapsed().as_secs_f64();

@@ -511,17 +511,10 @@ impl Session {
         Some(frame.to_bytes())
     }
 
-    /// Like [`Session::poll_transmit`], with the frame in two parts: (head, data payload). The
-    /// payload is a slice of the application's message, never copied; concatenated, the parts
-    /// are the one WebSocket message. A driver may send them as two WebSocket fragments of
-    /// that message (RFC 6455 section 5.4) so the payload is copied only into the socket buffer.
-    pub fn poll_transmit_split(&mut self, now: Instant) -> Option<(Bytes, Bytes)> {
-        let frame = self.next_transmit(now)?;
-        Some(frame.to_split_bytes())
-    }
-
-    /// Like [`Session::poll_transmit`], as the frame itself, for a driver that encodes it (with
-    /// [`Frame::to_bytes`] or [`Frame::to_split_bytes`]) as it sees fit.
+    /// Like [`Session::poll_transmit`], as the frame itself, for a driver that encodes it as it
+    /// sees fit: [`Frame::to_bytes`], or [`Frame::to_split_bytes`] to put a large payload in a
+    /// WebSocket fragment of its own (RFC 6455 section 5.4) instead of copying it behind its
+    /// header.
     pub fn poll_transmit_frame(&mut self, now: Instant) -> Option<Frame> {
         self.next_transmit(now)
     }
