@@ -5,11 +5,21 @@
 //! proto has ready and then flushes ONCE (so an OPEN, its data and FIN written in one go leave
 //! as one batch), and wakes the handles proto's events concern. It never waits on one
 //! channel's consumer: a slow channel is bounded by its window, so the socket is always read.
+//!
+//! Its state sits behind a lock, and its write step can run in two places. Mostly it runs in
+//! the driver's own poll. But a handle that queues frames while the driver is idle runs that
+//! step itself, straight away, with the driver's waker (so whatever the socket must wait for
+//! wakes the driver, never the handle): a request or reply then leaves without a hand-off to
+//! another task, which on a multi-threaded runtime is a wake of another thread. It does this
+//! at most once between two driver polls; later frames wait for the driver, which writes all
+//! that is ready under one flush. Either way there is one writer at a time, and frames leave
+//! in the order proto gives them.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -24,7 +34,7 @@ use futures_timer::Delay;
 use wsmux_proto::Frame as ProtoFrame;
 
 use crate::error::Error;
-use crate::shared::{park, Shared};
+use crate::shared::{park, Shared, WriteNow};
 
 /// Frames read or taken for writing per acquisition of the shared lock: handles wait on that
 /// lock, so the driver takes it once per batch, not once per frame.
@@ -45,7 +55,13 @@ const FRAGMENT_FROM: usize = 4 * 1024;
 /// it ends the session: every channel fails with a connection-lost error.
 #[must_use = "the session makes no progress unless the driver is polled"]
 pub struct Driver {
-    inner: Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>,
+    task: Arc<dyn Drive>,
+}
+
+/// The connection's task, behind a lock: the driver polls it, and a handle that queued frames
+/// while the driver was idle writes them through it (see [`WriteNow`]).
+trait Drive: Send + Sync {
+    fn poll_drive(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>>;
 }
 
 impl std::fmt::Debug for Driver {
@@ -57,8 +73,33 @@ impl std::fmt::Debug for Driver {
 impl Future for Driver {
     type Output = Result<(), Error>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.task.poll_drive(cx)
+    }
+}
+
+impl<S> Drive for Mutex<Task<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    fn poll_drive(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut task = self.lock().unwrap_or_else(|e| e.into_inner());
+        Pin::new(&mut *task).poll(cx)
+    }
+}
+
+impl<S> WriteNow for Mutex<Task<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    fn write_now(&self, waker: Waker) {
+        // Busy means the driver is polling right now: it will see the frames (this wake makes
+        // it go round again if it already looked).
+        let Ok(mut task) = self.try_lock() else { return waker.wake() };
+        if !task.write_inline(&waker) {
+            drop(task);
+            waker.wake();
+        }
     }
 }
 
@@ -69,7 +110,7 @@ impl Driver {
     {
         let task = Task {
             ws,
-            shared,
+            shared: shared.clone(),
             timer: None,
             deadline: None,
             phase: Phase::Running,
@@ -80,8 +121,12 @@ impl Driver {
             write_done: false,
             final_writes: None,
             close_timeout,
+            wrote_inline: false,
         };
-        Driver { inner: Box::pin(task) }
+        let task = Arc::new(Mutex::new(task));
+        let writer: Weak<Mutex<Task<S>>> = Arc::downgrade(&task);
+        shared.set_writer(writer);
+        Driver { task }
     }
 }
 
@@ -113,6 +158,9 @@ struct Task<S> {
     final_writes: Option<Delay>,
     /// [`crate::Config::close_timeout`].
     close_timeout: Duration,
+    /// A handle wrote (and flushed) since the driver's last poll: further writes wait for the
+    /// driver, which batches them under one flush.
+    wrote_inline: bool,
 }
 
 impl<S> Future for Task<S>
@@ -165,6 +213,7 @@ where
             park(&mut inner.driver, cx.waker());
             inner.defer_wakes = true;
         }
+        self.wrote_inline = false;
         let result = self.poll_round(cx);
         let mut inner = self.shared.lock();
         inner.defer_wakes = false;
@@ -211,6 +260,23 @@ where
             }
             return Poll::Pending;
         }
+    }
+
+    /// A handle's write while the driver is idle: what the driver's write step does, with the
+    /// driver's waker. Returns whether the driver has nothing more to do for it; if not (the
+    /// session is not running, a write failed, a timer moved), the caller wakes the driver.
+    fn write_inline(&mut self, waker: &Waker) -> bool {
+        if !matches!(self.phase, Phase::Running) || self.write_done || self.wrote_inline {
+            return false;
+        }
+        self.wrote_inline = true;
+        let mut cx = Context::from_waker(waker);
+        let now = Instant::now();
+        self.poll_write(&mut cx, now);
+        let mut inner = self.shared.lock();
+        park(&mut inner.driver, waker);
+        inner.dispatch_events();
+        !self.write_done && !inner.proto.is_closed() && inner.proto.poll_timeout() == self.deadline
     }
 
     /// Reads what is ready into proto, up to [`BATCH`] messages per lock. Returns whether more

@@ -2,11 +2,12 @@
 //! of everyone waiting on it, behind one mutex.
 //!
 //! Every handle operation is the same three steps: lock, call proto, then either park a waker
-//! (the operation must wait) or wake the driver (something new may be ready to transmit).
+//! (the operation must wait) or, if it queued frames, have them written (see
+//! [`crate::driver`]: by the handle itself, after unlocking, when the driver is idle).
 //! The lock is never held across an `.await` or while touching the WebSocket.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Waker;
 
 use wsmux_proto::id_hash::IdHash;
@@ -37,6 +38,9 @@ pub(crate) struct Inner {
     to_wake: Vec<Waker>,
     /// While the driver polls, wakes wait until the end of its poll (see [`Guard`]).
     pub(crate) defer_wakes: bool,
+    /// The driver's waker, taken by a handle command that queued frames: once the lock is
+    /// released, the handle writes them itself if the driver is idle (see [`Guard`]).
+    write_now: Option<Waker>,
 }
 
 impl Inner {
@@ -93,11 +97,15 @@ impl Inner {
         self.to_wake.append(&mut self.pong);
     }
 
-    /// After a handle operation: deliver its events and, if it queued frames, wake the driver.
+    /// After a handle operation: deliver its events and, if it queued frames, have them
+    /// written: by this handle right after the lock is released when the driver is idle, by
+    /// the driver otherwise.
     pub(crate) fn after_command(&mut self) {
         self.dispatch_events();
-        if self.proto.has_transmit() || self.proto.is_closed() {
+        if self.proto.is_closed() {
             self.to_wake.extend(self.driver.take());
+        } else if self.proto.has_transmit() && self.write_now.is_none() {
+            self.write_now = self.driver.take();
         }
     }
 
@@ -126,14 +134,33 @@ pub(crate) fn park_in(list: &mut Vec<Waker>, waker: &Waker) {
     }
 }
 
+/// What a handle needs from the driver to write queued frames itself.
+pub(crate) trait WriteNow: Send + Sync {
+    /// Writes what proto has ready and flushes, as the driver would, if the driver is not
+    /// running right now; otherwise wakes it. `waker` is the driver's: whatever the WebSocket
+    /// must wait for wakes the driver, never the handle.
+    fn write_now(&self, waker: Waker);
+}
+
+struct State {
+    inner: Mutex<Inner>,
+    writer: OnceLock<Weak<dyn WriteNow>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
 /// The shared state, cheap to clone.
 #[derive(Debug, Clone)]
-pub(crate) struct Shared(Arc<Mutex<Inner>>);
+pub(crate) struct Shared(Arc<State>);
 
 impl Shared {
     pub(crate) fn new(proto: Proto) -> Self {
         let seed = proto.config().hash_seed;
-        Shared(Arc::new(Mutex::new(Inner {
+        let inner = Mutex::new(Inner {
             proto,
             channels: HashMap::with_hasher(IdHash::new(seed)),
             accept: Vec::new(),
@@ -145,13 +172,21 @@ impl Shared {
             driver_gone: false,
             to_wake: Vec::new(),
             defer_wakes: false,
-        })))
+            write_now: None,
+        });
+        Shared(Arc::new(State { inner, writer: OnceLock::new() }))
+    }
+
+    /// Lets handles write through the driver (see [`WriteNow`]); set once, by the driver.
+    pub(crate) fn set_writer(&self, writer: Weak<dyn WriteNow>) {
+        let _ = self.0.writer.set(writer);
     }
 
     /// Locks the state. A panic while locked (a bug) must not wedge every other handle, so a
     /// poisoned lock is used as it is: proto keeps its own invariants per call.
     pub(crate) fn lock(&self) -> Guard<'_> {
-        Guard { inner: Some(self.0.lock().unwrap_or_else(|e| e.into_inner())) }
+        let inner = self.0.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Guard { inner: Some(inner), writer: &self.0.writer }
     }
 }
 
@@ -161,6 +196,7 @@ impl Shared {
 /// being woken to steal them).
 pub(crate) struct Guard<'a> {
     inner: Option<MutexGuard<'a, Inner>>,
+    writer: &'a OnceLock<Weak<dyn WriteNow>>,
 }
 
 impl std::ops::Deref for Guard<'_> {
@@ -180,7 +216,14 @@ impl Drop for Guard<'_> {
     fn drop(&mut self) {
         let Some(mut inner) = self.inner.take() else { return };
         let wakes = inner.wakes_due();
+        let write_now = inner.write_now.take();
         drop(inner);
         wakes.into_iter().for_each(Waker::wake);
+        if let Some(driver) = write_now {
+            match self.writer.get().and_then(Weak::upgrade) {
+                Some(writer) => writer.write_now(driver),
+                None => driver.wake(),
+            }
+        }
     }
 }
