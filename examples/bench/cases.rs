@@ -58,15 +58,22 @@ pub(crate) async fn bulk_raw<N: Net>(batched: bool, size: usize, total: usize) -
     });
     let msg = block(size);
     let start = Instant::now();
-    for _ in 0..count {
-        if batched {
-            client.feed(Message::Binary(msg.clone())).await.expect("feed");
-        } else {
-            raw_send::<N>(&mut client, msg.clone()).await;
+    // The sender is a task like the receiver (and like every other system's senders), not
+    // this thread: otherwise raw would get a thread more than the others.
+    let (sent_tx, sent_rx) = oneshot::channel();
+    N::spawn(async move {
+        for _ in 0..count {
+            if batched {
+                client.feed(Message::Binary(msg.clone())).await.expect("feed");
+            } else {
+                raw_send::<N>(&mut client, msg.clone()).await;
+            }
         }
-    }
-    client.flush().await.expect("flush");
+        client.flush().await.expect("flush");
+        let _ = sent_tx.send(client);
+    });
     let (got, _server) = done_rx.await.expect("receiver");
+    let _client = sent_rx.await.expect("sender");
     Value::Rate(got as f64 / start.elapsed().as_secs_f64())
 }
 
