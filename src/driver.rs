@@ -18,7 +18,8 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,7 @@ use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::WebSocketStream;
 use futures::io::{AsyncRead, AsyncWrite};
+use futures::task::AtomicWaker;
 use futures::{FutureExt, SinkExt, StreamExt};
 use futures_timer::Delay;
 use wsmux_proto::Frame as ProtoFrame;
@@ -78,27 +80,64 @@ impl Future for Driver {
     }
 }
 
-impl<S> Drive for Mutex<Task<S>>
+/// The task, and how the driver learns that a handle held it while the driver wanted to run
+/// (the driver never blocks its thread waiting for a handle's write).
+struct Cell<S> {
+    task: Mutex<Task<S>>,
+    /// The driver found the task busy: whoever holds it wakes the driver when done.
+    wanted: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl<S> Cell<S> {
+    /// The task, unless someone else is running it right now.
+    fn try_task(&self) -> Option<MutexGuard<'_, Task<S>>> {
+        match self.task.try_lock() {
+            Ok(task) => Some(task),
+            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+}
+
+impl<S> Drive for Cell<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     fn poll_drive(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let mut task = self.lock().unwrap_or_else(|e| e.into_inner());
+        self.waker.register(cx.waker());
+        let mut task = match self.try_task() {
+            Some(task) => task,
+            None => {
+                // A handle is writing: it wakes us when it lets go. Look once more, in case it
+                // let go before it could see the flag.
+                self.wanted.store(true, Ordering::SeqCst);
+                match self.try_task() {
+                    Some(task) => task,
+                    None => return Poll::Pending,
+                }
+            }
+        };
+        self.wanted.store(false, Ordering::SeqCst);
         Pin::new(&mut *task).poll(cx)
     }
 }
 
-impl<S> WriteNow for Mutex<Task<S>>
+impl<S> WriteNow for Cell<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    fn write_now(&self, waker: Waker) {
+    fn write_now(&self, driver: Waker) {
         // Busy means the driver is polling right now: it will see the frames (this wake makes
         // it go round again if it already looked).
-        let Ok(mut task) = self.try_lock() else { return waker.wake() };
-        if !task.write_inline(&waker) {
-            drop(task);
-            waker.wake();
+        let Some(mut task) = self.try_task() else { return driver.wake() };
+        let done = task.write_inline(&driver);
+        drop(task);
+        if self.wanted.swap(false, Ordering::SeqCst) {
+            self.waker.wake();
+        }
+        if !done {
+            driver.wake();
         }
     }
 }
@@ -123,10 +162,14 @@ impl Driver {
             close_timeout,
             wrote_inline: false,
         };
-        let task = Arc::new(Mutex::new(task));
-        let writer: Weak<Mutex<Task<S>>> = Arc::downgrade(&task);
+        let cell = Arc::new(Cell {
+            task: Mutex::new(task),
+            wanted: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        });
+        let writer: Weak<Cell<S>> = Arc::downgrade(&cell);
         shared.set_writer(writer);
-        Driver { task }
+        Driver { task: cell }
     }
 }
 
@@ -276,7 +319,16 @@ where
         let mut inner = self.shared.lock();
         park(&mut inner.driver, waker);
         inner.dispatch_events();
-        !self.write_done && !inner.proto.is_closed() && inner.proto.poll_timeout() == self.deadline
+        !self.write_done && !inner.proto.is_closed() && !self.timer_moved_up(&inner)
+    }
+
+    /// Whether proto's next deadline is now earlier than the one the driver's timer is set for.
+    fn timer_moved_up(&self, inner: &crate::shared::Inner) -> bool {
+        match (inner.proto.poll_timeout(), self.deadline) {
+            (Some(next), Some(armed)) => next < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
     }
 
     /// Reads what is ready into proto, up to [`BATCH`] messages per lock. Returns whether more
