@@ -123,6 +123,14 @@ impl Channel {
         result
     }
 
+    /// Whether the peer has finished its side and every message it sent has been read: the next
+    /// [`Channel::recv`] returns `Ok(None)` at once. A handler that sees this after reading a
+    /// request can answer with [`Channel::finish_with`], so the reply and the end leave in one
+    /// frame.
+    pub fn peer_finished(&self) -> bool {
+        self.partial.is_empty() && self.shared.lock().proto.read_finished(self.id)
+    }
+
     /// Finishes this side: the peer reads the queued messages, then the end. Waits until the
     /// FIN is handed to the connection. Finishing twice is harmless.
     pub async fn finish(&mut self) -> Result<(), Error> {

@@ -59,6 +59,10 @@ pub async fn handle(incoming: Incoming) -> Result<(), Error> {
 /// Sends every message back; finishes after the peer finishes.
 pub async fn echo(mut ch: Channel) -> Result<(), Error> {
     while let Some(msg) = ch.recv().await? {
+        if ch.peer_finished() {
+            // The last message: the reply and the end leave in one frame.
+            return ch.finish_with(msg).await.map_err(|e| e.error);
+        }
         ch.send(msg).await?;
     }
     ch.finish().await

@@ -167,6 +167,25 @@ fn open_refused_after_data_was_sent_reports_the_code() {
 }
 
 #[test]
+fn a_reply_to_the_last_message_carries_the_fin_in_the_same_frame() {
+    run(async {
+        let (client, server) = pair().await;
+        serve_reference(server.clone());
+        client.ping().await.unwrap(); // the server's SETTINGS (and the PONG) are out
+        let before = server.stats().frames_sent;
+        let options = OpenOptions::new("echo").message(Bytes::from_static(b"one"));
+        let mut ch = client.open_with(options).await.unwrap();
+        ch.finish_with(Bytes::from_static(b"two")).await.unwrap();
+        assert_eq!(ch.recv().await.unwrap().unwrap(), "one");
+        assert_eq!(ch.recv().await.unwrap().unwrap(), "two");
+        // The echo saw the FIN behind "two" and answered with reply and FIN together.
+        assert!(ch.peer_finished());
+        assert_eq!(ch.recv().await.unwrap(), None);
+        assert_eq!(server.stats().frames_sent - before, 2, "\"one\", then \"two\" with FIN");
+    });
+}
+
+#[test]
 fn half_close_in_each_direction() {
     run(async {
         let (client, server) = pair().await;

@@ -227,6 +227,11 @@ impl Channel {
         self.unread_cost = 0;
     }
 
+    /// Whether nothing received waits to be read.
+    pub(crate) fn recv_drained(&self) -> bool {
+        self.recv_queue.is_empty()
+    }
+
     /// Takes up to `max` bytes of the first buffered chunk.
     pub(crate) fn pop_recv(&mut self, max: usize) -> Option<Chunk> {
         let front = self.recv_queue.front_mut()?;

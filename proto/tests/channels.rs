@@ -485,3 +485,20 @@ fn reset_returns_credit_so_the_session_is_not_starved() {
         assert!(data[..] == pattern(100 + i as u64, 600 * KIB)[..], "channel {i}");
     }
 }
+
+#[test]
+fn read_finished_once_everything_before_the_fin_is_read() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("rpc", Bytes::new(), Some(b("first")), false).expect("open");
+    pair.client.send(id, b("last")).expect("send");
+    pair.client.finish(id).expect("finish");
+    pair.drive();
+    accept(&mut pair.server);
+    assert!(!pair.server.read_finished(id), "two messages wait");
+    assert!(matches!(read_message(&mut pair.server, id), Ok(Got::Message(_))));
+    assert!(!pair.server.read_finished(id), "one message waits");
+    assert!(matches!(read_message(&mut pair.server, id), Ok(Got::Message(_))));
+    assert!(pair.server.read_finished(id), "only the end is left");
+    assert!(!pair.client.read_finished(id), "the server's side is still open");
+    assert_eq!(read_message(&mut pair.server, id), Ok(Got::End));
+}

@@ -422,6 +422,12 @@ impl Session {
         }
     }
 
+    /// Whether the peer finished `id` and everything it sent before its FIN has been read: the
+    /// next [`Session::read`] returns [`Read::End`]. A reply may then carry FIN with it.
+    pub fn read_finished(&self, id: ChannelId) -> bool {
+        self.channels.get(&id).is_some_and(|ch| ch.recv == RecvState::Finished && ch.recv_drained())
+    }
+
     /// Resets `id` in both directions with `code`; unread and unsent data is dropped.
     pub fn reset(&mut self, id: ChannelId, code: ErrorCode, reason: &str) {
         let error = ChannelError::LocallyReset { code, reason: reason.to_owned() };
