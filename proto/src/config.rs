@@ -20,6 +20,9 @@ pub struct Config {
     /// channel on loopback and 1 MiB slower (more bytes in flight fall out of cache), but a
     /// window caps one channel at `window / RTT` — 128 KiB over a 50 ms path is 2.6 MB/s — so
     /// the default stays at 256 KiB until windows auto-tune toward bandwidth × RTT.
+    /// The window is also what a small message on another channel waits behind during a bulk
+    /// transfer: echo p50 during bulk is about 150 µs at 256 KiB, 110 µs at 128 KiB and 92 µs at
+    /// 64 KiB, while one bulk channel loses 15 % and 40 % of its rate.
     pub initial_window: u32,
     /// Largest frame payload this end accepts; also the most this end puts in one frame.
     /// Default 16 KiB: HTTP/2's frame size; it bounds how long a bulk channel delays a small
