@@ -5,7 +5,8 @@
 //!   `"reencodes": false`) are exactly what encoding that frame produces;
 //! - `invalid.json`: bytes that must not decode, with the decoder's error;
 //! - `sessions.json`: frames from a peer that a session must answer with a GOAWAY, a RESET, or
-//!   nothing at all.
+//!   nothing at all;
+//! - `rpc.json`: call headers and call messages of the RPC profile (PROTOCOL.md section 17).
 //!
 //! The same files are read by the JavaScript client's tests, so every field is plain JSON:
 //! numbers, strings, and bytes as lowercase hex.
@@ -18,6 +19,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use serde_json::Value;
 use wsmux_proto::frame::{Data, Open};
+use wsmux_proto::rpc::{CallHeader, CallMessage, Code};
 use wsmux_proto::{ChannelId, Config, DecodeError, ErrorCode, Frame, Session, Settings, Side};
 
 fn load(file: &str) -> Vec<Value> {
@@ -25,6 +27,19 @@ fn load(file: &str) -> Vec<Value> {
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     let value: Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"));
+    checked_list(value, &path)
+}
+
+/// One list of `rpc.json`.
+fn load_rpc(list: &str) -> Vec<Value> {
+    let path = format!("{}/vectors/rpc.json", env!("CARGO_MANIFEST_DIR"));
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let mut value: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"));
+    checked_list(value[list].take(), &format!("{path} {list}"))
+}
+
+fn checked_list(value: Value, path: &str) -> Vec<Value> {
     let Value::Array(vectors) = value else { panic!("{path} is not a JSON array") };
     assert!(!vectors.is_empty(), "{path} has no vectors");
     let mut names = HashSet::new();
@@ -258,4 +273,68 @@ fn every_session_vector_gets_its_answer() {
             assert_eq!(acks as u64, n, "{name}: PING ACKs in {sent:?}");
         }
     }
+}
+
+#[test]
+fn every_rpc_header_vector_decodes_and_encodes_back() {
+    for v in load_rpc("headers") {
+        let bytes = bytes_of(&v, "hex");
+        let headers = v["headers"].as_array().unwrap().iter().map(|h| {
+            let name = h[0].as_str().unwrap().to_owned();
+            (name, Bytes::from(unhex(h[1].as_str().unwrap())))
+        });
+        let expected =
+            CallHeader { timeout_ms: u32_of(&v, "timeout_ms"), headers: headers.collect() };
+        assert_eq!(CallHeader::decode(&bytes), Ok(expected.clone()), "{}", text_of(&v, "name"));
+        assert_eq!(expected.encode(), bytes, "{}", text_of(&v, "name"));
+    }
+    for v in load_rpc("invalid_headers") {
+        let decoded = CallHeader::decode(&bytes_of(&v, "hex"));
+        assert!(decoded.is_err(), "{}: decoded as {decoded:?}", text_of(&v, "name"));
+    }
+}
+
+#[test]
+fn every_rpc_message_vector_decodes_and_encodes_back() {
+    for v in load_rpc("messages") {
+        let bytes = bytes_of(&v, "hex");
+        let expected = match text_of(&v, "kind") {
+            "DATA" => CallMessage::Data(bytes_of(&v, "value_hex")),
+            "STATUS" => CallMessage::Status {
+                code: Code(u16::try_from(u32_of(&v, "code")).unwrap()),
+                text: text_of(&v, "text").to_owned(),
+            },
+            other => panic!("unknown kind {other}"),
+        };
+        assert_eq!(CallMessage::decode(&bytes), Ok(expected.clone()), "{}", text_of(&v, "name"));
+        assert_eq!(expected.encode(), bytes, "{}", text_of(&v, "name"));
+    }
+    for v in load_rpc("invalid_messages") {
+        let decoded = CallMessage::decode(&bytes_of(&v, "hex"));
+        assert!(decoded.is_err(), "{}: decoded as {decoded:?}", text_of(&v, "name"));
+    }
+}
+
+#[test]
+fn the_rpc_worked_example_frames_decode_as_a_call() {
+    let frames: Vec<Frame> =
+        load_rpc("frames").iter().map(|v| Frame::decode(bytes_of(v, "hex")).unwrap()).collect();
+    let Frame::Open(open) = &frames[0] else { panic!("the request is an OPEN") };
+    assert_eq!((open.route.as_str(), open.eom, open.fin), ("kv.get", true, true));
+    let header = CallHeader::decode(&open.metadata).unwrap();
+    assert_eq!(header.timeout_ms, 250);
+    assert_eq!(header.headers, vec![("trace".to_owned(), Bytes::from_static(b"ab"))]);
+    assert_eq!(
+        CallMessage::decode(&open.payload),
+        Ok(CallMessage::Data(Bytes::from_static(&[1, 0x6b])))
+    );
+    let Frame::Data(answer) = &frames[1] else { panic!("the answer is DATA") };
+    assert!(answer.eom && answer.fin);
+    assert_eq!(
+        CallMessage::decode(&answer.payload),
+        Ok(CallMessage::Data(Bytes::from_static(&[7])))
+    );
+    let Frame::Data(failure) = &frames[2] else { panic!("the failure is DATA") };
+    let status = CallMessage::Status { code: Code::NOT_FOUND, text: "no such key".into() };
+    assert_eq!(CallMessage::decode(&failure.payload), Ok(status));
 }
