@@ -131,6 +131,26 @@ impl Channel {
         self.partial.is_empty() && self.shared.lock().proto.read_finished(self.id)
     }
 
+    /// Waits until what this side sends can no longer arrive: the peer reset the channel, or
+    /// the session ended. The error says why. It never resolves while the channel is healthy,
+    /// so a task that works for the peer can race its work against it and stop when the peer
+    /// gave up.
+    pub async fn stopped(&mut self) -> Error {
+        poll_fn(|cx| self.poll_stopped(cx)).await
+    }
+
+    /// Polls for the end of the sending direction (see [`Channel::stopped`]).
+    pub fn poll_stopped(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
+        let mut inner = self.shared.lock();
+        match inner.proto.send_stopped(self.id) {
+            Some(e) => Poll::Ready(e.into()),
+            None => {
+                inner.park_channel(self.id, false, cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+
     /// Finishes this side: the peer reads the queued messages, then the end. Waits until the
     /// FIN is handed to the connection. Finishing twice is harmless.
     pub async fn finish(&mut self) -> Result<(), Error> {
@@ -159,6 +179,19 @@ impl Channel {
             }
         }
         self.flush().await.map_err(|error| SendError { value: Bytes::new(), error })
+    }
+
+    /// Queues `last` (if any) and FIN at once, whatever the send buffer holds, so both leave in
+    /// one frame: how an RPC call ends, without waiting.
+    pub(crate) fn send_last_now(&mut self, last: Option<Bytes>) -> Result<(), Error> {
+        let mut inner = self.shared.lock();
+        let queued = match last {
+            Some(msg) => inner.proto.send(self.id, msg),
+            None => Ok(()),
+        };
+        let finished = queued.and_then(|()| inner.proto.finish(self.id));
+        inner.after_command();
+        finished.map_err(Into::into)
     }
 
     /// Waits until every queued message has been handed to the connection.

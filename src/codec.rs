@@ -31,6 +31,13 @@ pub trait Codec<T>: Send + Sync {
     fn encode(&self, value: &T) -> Result<Bytes, CodecError>;
     /// Decodes one message. Must not panic or allocate without bound on hostile input.
     fn decode(&self, bytes: &[u8]) -> Result<T, CodecError>;
+
+    /// Appends the encoding of `value` to `out` (for messages with a prefix, such as RPC's
+    /// kind byte). The default encodes, then copies; a codec that can write in place should.
+    fn encode_into(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        out.extend_from_slice(&self.encode(value)?);
+        Ok(())
+    }
 }
 
 /// The default codec: bincode 2 in its standard configuration (little-endian, varint
@@ -45,6 +52,12 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Bincode {
     fn encode(&self, value: &T) -> Result<Bytes, CodecError> {
         bincode::serde::encode_to_vec(value, bincode::config::standard())
             .map(Bytes::from)
+            .map_err(|e| CodecError::Encode(e.to_string()))
+    }
+
+    fn encode_into(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
+            .map(|_| ())
             .map_err(|e| CodecError::Encode(e.to_string()))
     }
 

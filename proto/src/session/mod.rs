@@ -428,6 +428,17 @@ impl Session {
         self.channels.get(&id).is_some_and(|ch| ch.recv == RecvState::Finished && ch.recv_drained())
     }
 
+    /// Why the sending direction of `id` was aborted (the peer reset it, or the session
+    /// ended), or `None` while what this end sends may still arrive. An [`Event::Writable`]
+    /// follows when it is aborted.
+    pub fn send_stopped(&self, id: ChannelId) -> Option<ChannelError> {
+        match self.channels.get(&id) {
+            None => Some(ChannelError::Unknown),
+            Some(ch) if ch.send == SendState::Reset => Some(ch.failure()),
+            Some(_) => None,
+        }
+    }
+
     /// Resets `id` in both directions with `code`; unread and unsent data is dropped.
     pub fn reset(&mut self, id: ChannelId, code: ErrorCode, reason: &str) {
         let error = ChannelError::LocallyReset { code, reason: reason.to_owned() };

@@ -1,0 +1,521 @@
+//! The serving side: a [`Router`] of typed handlers that runs each call as its own task.
+
+use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream};
+use futures_timer::Delay;
+use wsmux_proto::rpc::{status_message, CallHeader, CallMessage, Code};
+
+use super::{data_message, Bidi, ClientStreaming, ServerStreaming, Status, Unary};
+use crate::channel::Channel;
+use crate::codec::{Bincode, Codec};
+use crate::error::Error;
+use crate::session::{Incoming, Session};
+use crate::ErrorCode;
+
+/// What a handler knows of its call.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    method: String,
+    deadline: Option<Instant>,
+    headers: Vec<(String, Bytes)>,
+    session: Session,
+}
+
+impl CallContext {
+    /// The method's name.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// When the caller stops waiting (the handler is stopped then), if the caller set one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The request headers, in order.
+    pub fn headers(&self) -> &[(String, Bytes)] {
+        &self.headers
+    }
+
+    /// The first request header called `name`.
+    pub fn header(&self, name: &str) -> Option<&Bytes> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// The session the call came on: a handler may call the caller back through it.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+}
+
+/// How a call's work ended, short of an answer.
+enum Stop {
+    /// Answer with this status.
+    Answer(Status),
+    /// The caller is gone (it reset the call, or the session ended): answer nothing.
+    Gone,
+    /// The caller broke the protocol of the call: reset it with PROTOCOL.
+    Broken(&'static str),
+}
+
+impl From<Status> for Stop {
+    fn from(status: Status) -> Stop {
+        Stop::Answer(status)
+    }
+}
+
+/// The call's channel, shared by the task running the call and the handler's [`Requests`] and
+/// [`Sender`] (all in that one task: the lock is never contended, and never held across a
+/// wait).
+#[derive(Clone)]
+struct CallChannel(Arc<Mutex<Channel>>);
+
+impl CallChannel {
+    fn lock(&self) -> MutexGuard<'_, Channel> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next message of the call, read: `Ok(None)` at the caller's FIN.
+    fn poll_message(&self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Stop>> {
+        self.lock().poll_recv(cx).map(|r| match r {
+            Ok(Some(msg)) => match CallMessage::decode(&msg) {
+                Ok(CallMessage::Data(value)) => Ok(Some(value)),
+                Ok(CallMessage::Status { .. }) => Err(Stop::Broken("a STATUS from the caller")),
+                Err(_) => Err(Stop::Broken("a malformed call message")),
+            },
+            Ok(None) => Ok(None),
+            Err(_) => Err(Stop::Gone),
+        })
+    }
+
+    async fn send(&self, msg: Bytes) -> Result<(), Error> {
+        poll_fn(|cx| self.lock().poll_send_ready(cx)).await?;
+        self.lock().start_send(msg).map_err(|e| e.error)
+    }
+
+    /// Ends the call: `last` (an answer or a status) and FIN leave together.
+    fn finish(&self, last: Option<Bytes>) {
+        let _ = self.lock().send_last_now(last);
+    }
+}
+
+/// Runs `work` until it ends, the caller gives up, or the deadline passes.
+async fn run_call<T>(
+    chan: &CallChannel,
+    deadline: Option<Instant>,
+    work: impl Future<Output = Result<T, Stop>>,
+) -> Result<T, Stop> {
+    let mut work = pin!(AssertUnwindSafe(work).catch_unwind());
+    let mut timer = deadline.map(|d| Delay::new(d.saturating_duration_since(Instant::now())));
+    poll_fn(|cx| {
+        if let Poll::Ready(result) = work.as_mut().poll(cx) {
+            return Poll::Ready(
+                result.unwrap_or_else(|_| {
+                    Err(Stop::Answer(Status::internal("the handler panicked")))
+                }),
+            );
+        }
+        if chan.lock().poll_stopped(cx).is_ready() {
+            return Poll::Ready(Err(Stop::Gone));
+        }
+        if let Some(timer) = &mut timer {
+            if timer.poll_unpin(cx).is_ready() {
+                return Poll::Ready(Err(Stop::Answer(Status::deadline_exceeded(
+                    "deadline exceeded",
+                ))));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Answers the call as its work ended and lets go of the channel.
+fn end_call(chan: &CallChannel, result: Result<Option<Bytes>, Stop>) {
+    match result {
+        Ok(last) => chan.finish(last),
+        Err(Stop::Answer(status)) => {
+            chan.finish(Some(status_message(status.code(), status.message())));
+        }
+        Err(Stop::Gone) => {}
+        Err(Stop::Broken(why)) => chan.lock().reset(ErrorCode::PROTOCOL, why),
+    }
+}
+
+/// The one request of a unary or server-streaming call.
+async fn read_request<Req, C: Codec<Req>>(chan: &CallChannel, codec: &C) -> Result<Req, Stop> {
+    match poll_fn(|cx| chan.poll_message(cx)).await? {
+        Some(value) => {
+            codec.decode(&value).map_err(|e| Status::invalid_argument(e.to_string()).into())
+        }
+        None => Err(Status::invalid_argument("the call carried no request").into()),
+    }
+}
+
+/// The stream of requests of a client-streaming or bidirectional call. It ends (`None`) at the
+/// caller's FIN. A request that does not decode is an `INVALID_ARGUMENT` item; the next ones
+/// still come.
+pub struct Requests<Req, C = Bincode> {
+    chan: CallChannel,
+    codec: Arc<C>,
+    _types: PhantomData<fn() -> Req>,
+}
+
+impl<Req, C: Codec<Req>> Requests<Req, C> {
+    /// The next request; `None` once the caller has finished.
+    pub async fn recv(&mut self) -> Option<Result<Req, Status>> {
+        poll_fn(|cx| self.poll_request(cx)).await
+    }
+
+    fn poll_request(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Req, Status>>> {
+        let item = match futures::ready!(self.chan.poll_message(cx)) {
+            Ok(Some(value)) => {
+                Some(self.codec.decode(&value).map_err(|e| Status::invalid_argument(e.to_string())))
+            }
+            Ok(None) => None,
+            Err(Stop::Broken(why)) => {
+                self.chan.lock().reset(ErrorCode::PROTOCOL, why);
+                Some(Err(Status::internal(why)))
+            }
+            Err(_) => Some(Err(Status::cancelled("the caller is gone"))),
+        };
+        Poll::Ready(item)
+    }
+}
+
+impl<Req, C: Codec<Req>> Stream for Requests<Req, C> {
+    type Item = Result<Req, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_request(cx)
+    }
+}
+
+impl<Req, C> std::fmt::Debug for Requests<Req, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Requests").finish_non_exhaustive()
+    }
+}
+
+/// Sends the responses of a server-streaming or bidirectional call. The call ends when the
+/// handler returns: with FIN on `Ok(())`, with a status on `Err`.
+pub struct Sender<Resp, C = Bincode> {
+    chan: CallChannel,
+    codec: Arc<C>,
+    _types: PhantomData<fn(Resp)>,
+}
+
+impl<Resp, C: Codec<Resp>> Sender<Resp, C> {
+    /// Sends one response; waits while the caller reads slowly. Fails with CANCELLED once the
+    /// caller is gone (the handler is stopped then anyway).
+    pub async fn send(&self, value: &Resp) -> Result<(), Status> {
+        let msg = data_message(&*self.codec, value)?;
+        self.chan.send(msg).await.map_err(|_| Status::cancelled("the caller is gone"))
+    }
+}
+
+impl<Resp, C> std::fmt::Debug for Sender<Resp, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+type Handler = dyn Fn(CallChannel, CallContext) -> BoxFuture<'static, ()> + Send + Sync;
+
+/// Handlers by method name. Build it with [`Router::unary`] and its siblings, then
+/// [`Router::serve`] a session: every call runs as its own task, at most
+/// [`Router::max_in_flight`] at once per session (past that, a call is answered
+/// RESOURCE_EXHAUSTED at once). A method the router does not know is answered UNIMPLEMENTED.
+pub struct Router<C = Bincode> {
+    methods: HashMap<&'static str, Arc<Handler>>,
+    codec: Arc<C>,
+    max_in_flight: usize,
+}
+
+impl<C> std::fmt::Debug for Router<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut methods: Vec<_> = self.methods.keys().collect();
+        methods.sort();
+        f.debug_struct("Router")
+            .field("methods", &methods)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish()
+    }
+}
+
+impl Router<Bincode> {
+    /// An empty router with the default codec (bincode 2).
+    pub fn new() -> Self {
+        Router::with_codec(Bincode)
+    }
+}
+
+impl Default for Router<Bincode> {
+    fn default() -> Self {
+        Router::new()
+    }
+}
+
+/// The default bound on calls running at once per session: the default number of channels a
+/// session accepts, so a well-behaved peer never sees RESOURCE_EXHAUSTED.
+const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+impl<C: Send + Sync + 'static> Router<C> {
+    /// An empty router whose handlers' values go through `codec`.
+    pub fn with_codec(codec: C) -> Self {
+        Router {
+            methods: HashMap::new(),
+            codec: Arc::new(codec),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+
+    /// At most `n` calls run at once per served session; past that a call is answered
+    /// RESOURCE_EXHAUSTED without running. Default 256 (the default channel limit).
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    fn add(mut self, name: &'static str, handler: Arc<Handler>) -> Self {
+        assert!(!name.is_empty() && name.len() <= 255, "a method name is 1-255 bytes: {name:?}");
+        assert!(self.methods.insert(name, handler).is_none(), "method {name:?} registered twice");
+        self
+    }
+
+    /// Serves `method` with `handler`: one request in, one response out.
+    pub fn unary<Req, Resp, F, Fut>(self, method: Unary<Req, Resp>, handler: F) -> Self
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+        C: Codec<Req> + Codec<Resp>,
+        F: Fn(Req, CallContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
+    {
+        let codec = self.codec.clone();
+        let handler = Arc::new(handler);
+        self.add(
+            method.name(),
+            Arc::new(move |chan: CallChannel, ctx: CallContext| {
+                let (codec, handler) = (codec.clone(), handler.clone());
+                async move {
+                    let work = async {
+                        let req: Req = read_request(&chan, &*codec).await?;
+                        let resp = handler(req, ctx.clone()).await?;
+                        Ok(Some(data_message(&*codec, &resp)?))
+                    };
+                    let result = run_call(&chan, ctx.deadline, work).await;
+                    end_call(&chan, result);
+                }
+                .boxed()
+            }),
+        )
+    }
+
+    /// Serves `method` with `handler`: one request in, responses out through a [`Sender`]
+    /// until the handler returns.
+    pub fn server_streaming<Req, Resp, F, Fut>(
+        self,
+        method: ServerStreaming<Req, Resp>,
+        handler: F,
+    ) -> Self
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+        C: Codec<Req> + Codec<Resp>,
+        F: Fn(Req, Sender<Resp, C>, CallContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Status>> + Send + 'static,
+    {
+        let codec = self.codec.clone();
+        let handler = Arc::new(handler);
+        self.add(
+            method.name(),
+            Arc::new(move |chan: CallChannel, ctx: CallContext| {
+                let (codec, handler) = (codec.clone(), handler.clone());
+                async move {
+                    let work = async {
+                        let req: Req = read_request(&chan, &*codec).await?;
+                        let sender = Sender { chan: chan.clone(), codec, _types: PhantomData };
+                        handler(req, sender, ctx.clone()).await?;
+                        Ok(None)
+                    };
+                    let result = run_call(&chan, ctx.deadline, work).await;
+                    end_call(&chan, result);
+                }
+                .boxed()
+            }),
+        )
+    }
+
+    /// Serves `method` with `handler`: requests in through [`Requests`], one response out.
+    pub fn client_streaming<Req, Resp, F, Fut>(
+        self,
+        method: ClientStreaming<Req, Resp>,
+        handler: F,
+    ) -> Self
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+        C: Codec<Req> + Codec<Resp>,
+        F: Fn(Requests<Req, C>, CallContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
+    {
+        let codec = self.codec.clone();
+        let handler = Arc::new(handler);
+        self.add(
+            method.name(),
+            Arc::new(move |chan: CallChannel, ctx: CallContext| {
+                let (codec, handler) = (codec.clone(), handler.clone());
+                async move {
+                    let work = async {
+                        let requests = Requests {
+                            chan: chan.clone(),
+                            codec: codec.clone(),
+                            _types: PhantomData,
+                        };
+                        let resp = handler(requests, ctx.clone()).await?;
+                        Ok(Some(data_message(&*codec, &resp)?))
+                    };
+                    let result = run_call(&chan, ctx.deadline, work).await;
+                    end_call(&chan, result);
+                }
+                .boxed()
+            }),
+        )
+    }
+
+    /// Serves `method` with `handler`: requests in through [`Requests`] and responses out
+    /// through a [`Sender`], at the same time, until the handler returns.
+    pub fn bidi<Req, Resp, F, Fut>(self, method: Bidi<Req, Resp>, handler: F) -> Self
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+        C: Codec<Req> + Codec<Resp>,
+        F: Fn(Requests<Req, C>, Sender<Resp, C>, CallContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Status>> + Send + 'static,
+    {
+        let codec = self.codec.clone();
+        let handler = Arc::new(handler);
+        self.add(
+            method.name(),
+            Arc::new(move |chan: CallChannel, ctx: CallContext| {
+                let (codec, handler) = (codec.clone(), handler.clone());
+                async move {
+                    let work = async {
+                        let requests = Requests {
+                            chan: chan.clone(),
+                            codec: codec.clone(),
+                            _types: PhantomData,
+                        };
+                        let sender = Sender { chan: chan.clone(), codec, _types: PhantomData };
+                        handler(requests, sender, ctx.clone()).await?;
+                        Ok(None)
+                    };
+                    let result = run_call(&chan, ctx.deadline, work).await;
+                    end_call(&chan, result);
+                }
+                .boxed()
+            }),
+        )
+    }
+
+    /// Serves the calls that arrive on `session` until it closes, each call a task on the
+    /// runtime the features select. Every channel the peer opens on `session` is taken as a
+    /// call.
+    #[cfg(any(feature = "async-std", feature = "smol", feature = "tokio"))]
+    pub fn serve(self, session: Session) -> impl Future<Output = ()> + Send {
+        self.serve_with(session, super::spawn_call)
+    }
+
+    /// [`Router::serve`] with your own way to run a call: `spawn` gets each call's future.
+    pub fn serve_with<S>(self, session: Session, spawn: S) -> impl Future<Output = ()> + Send
+    where
+        S: Fn(BoxFuture<'static, ()>) + Send,
+    {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        async move {
+            while let Some(incoming) = session.accept().await {
+                if let Some(call) = self.prepare(incoming, &session, &in_flight) {
+                    spawn(call);
+                }
+            }
+        }
+    }
+
+    /// The call an open starts, or `None` if it was answered at once (unknown method, too many
+    /// calls, a malformed call header).
+    fn prepare(
+        &self,
+        incoming: Incoming,
+        session: &Session,
+        in_flight: &Arc<AtomicUsize>,
+    ) -> Option<BoxFuture<'static, ()>> {
+        let answer_now = |incoming: Incoming, status: Status| {
+            let msg = status_message(status.code(), status.message());
+            let _ = incoming.accept().send_last_now(Some(msg));
+            None
+        };
+        let Some(handler) = self.methods.get(incoming.route()).cloned() else {
+            let status =
+                Status::new(Code::UNIMPLEMENTED, format!("no method {:?}", incoming.route()));
+            return answer_now(incoming, status);
+        };
+        if in_flight.load(Ordering::Acquire) >= self.max_in_flight {
+            let status = Status::resource_exhausted(format!(
+                "{} calls in flight, the most this server runs at once",
+                self.max_in_flight
+            ));
+            return answer_now(incoming, status);
+        }
+        let header = match CallHeader::decode(incoming.metadata()) {
+            Ok(header) => header,
+            Err(e) => {
+                return answer_now(incoming, Status::invalid_argument(format!("call header: {e}")))
+            }
+        };
+        let deadline = (header.timeout_ms > 0)
+            .then(|| Instant::now() + Duration::from_millis(u64::from(header.timeout_ms)));
+        let ctx = CallContext {
+            method: incoming.route().to_owned(),
+            deadline,
+            headers: header.headers,
+            session: session.clone(),
+        };
+        let guard = InFlight::enter(in_flight.clone());
+        let chan = CallChannel(Arc::new(Mutex::new(incoming.accept())));
+        Some(
+            async move {
+                let _guard = guard;
+                handler(chan, ctx).await;
+            }
+            .boxed(),
+        )
+    }
+}
+
+/// Counts one running call while it lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::AcqRel);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,353 @@
+//! RPC on channels, end to end over a loopback WebSocket: every call shape, statuses,
+//! deadlines, cancellation, limits, calls in both directions.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::channel::{mpsc, oneshot};
+use futures::StreamExt;
+
+use common::*;
+use wsmux::rpc::{
+    Bidi, CallHeader, CallOptions, Client, ClientStreaming, Code, Router, ServerStreaming, Status,
+    Unary,
+};
+use wsmux::{OpenOptions, Session};
+
+const ADD: Unary<(u32, u32), u32> = Unary::new("math.add");
+const COUNT: ServerStreaming<u32, u32> = ServerStreaming::new("math.count");
+const SUM: ClientStreaming<u32, u64> = ClientStreaming::new("math.sum");
+const DOUBLE: Bidi<u32, u32> = Bidi::new("math.double");
+const GREET: Unary<String, String> = Unary::new("greet");
+const GREET_WITH_NUMBER: Unary<u64, String> = Unary::new("greet");
+const FAIL: Unary<u16, ()> = Unary::new("fail");
+const WHO: Unary<(), String> = Unary::new("who");
+
+fn math() -> Router {
+    Router::new()
+        .unary(ADD, |(a, b): (u32, u32), _| async move {
+            a.checked_add(b).ok_or_else(|| Status::out_of_range("overflow"))
+        })
+        .server_streaming(COUNT, |n: u32, tx, _| async move {
+            for i in 0..n {
+                tx.send(&i).await?;
+            }
+            Ok(())
+        })
+        .client_streaming(SUM, |mut reqs, _| async move {
+            let mut sum = 0u64;
+            while let Some(n) = reqs.recv().await {
+                sum += u64::from(n?);
+            }
+            Ok(sum)
+        })
+        .bidi(DOUBLE, |mut reqs, tx, _| async move {
+            while let Some(n) = reqs.recv().await {
+                tx.send(&(n? * 2)).await?;
+            }
+            Ok(())
+        })
+        .unary(GREET, |name: String, _| async move { Ok(format!("hello {name}")) })
+        .unary(FAIL, |code: u16, _| async move { Err(Status::new(Code(code), "as asked")) })
+}
+
+/// A client session calling a server session that serves `router`.
+async fn served(router: Router) -> (Client, Session) {
+    let (client, server) = pair().await;
+    async_std::task::spawn(router.serve(server.clone()));
+    (Client::new(client), server)
+}
+
+#[test]
+fn every_call_shape_works() {
+    run(async {
+        let (client, _server) = served(math()).await;
+        assert_eq!(client.unary(&ADD, &(2, 3)).await, Ok(5));
+
+        let mut counted = client.server_streaming(&COUNT, &4, CallOptions::new()).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(n) = counted.recv().await {
+            got.push(n.unwrap());
+        }
+        assert_eq!(got, [0, 1, 2, 3]);
+
+        let mut sum = client.client_streaming(&SUM, CallOptions::new()).await.unwrap();
+        for n in 1..=100 {
+            sum.send(&n).await.unwrap();
+        }
+        assert_eq!(sum.finish().await, Ok(5050));
+
+        let mut double = client.bidi(&DOUBLE, CallOptions::new()).await.unwrap();
+        for n in 1..=3 {
+            double.send(&n).await.unwrap();
+            assert_eq!(double.recv().await, Some(Ok(n * 2)), "answered before the next request");
+        }
+        double.finish().await.unwrap();
+        assert_eq!(double.recv().await, None, "the call ended OK");
+    });
+}
+
+#[test]
+fn a_unary_call_is_one_websocket_message_each_way() {
+    run(async {
+        let (client, server) = served(math()).await;
+        client.session().ping().await.unwrap(); // SETTINGS and PONGs are out of the way
+        let (sent, received) = (client.session().stats().frames_sent, server.stats().frames_sent);
+        assert_eq!(client.unary(&ADD, &(40, 2)).await, Ok(42));
+        assert_eq!(client.session().stats().frames_sent - sent, 1, "OPEN + request + FIN");
+        assert_eq!(server.stats().frames_sent - received, 1, "answer + FIN");
+    });
+}
+
+#[test]
+fn statuses_reach_the_caller_with_code_and_text() {
+    run(async {
+        let (client, _server) = served(math()).await;
+        let failed = client.unary(&FAIL, &Code::NOT_FOUND.0).await.unwrap_err();
+        assert_eq!((failed.code(), failed.message()), (Code::NOT_FOUND, "as asked"));
+        let failed = client.unary(&FAIL, &0x1234).await.unwrap_err();
+        assert_eq!(failed.code(), Code(0x1234), "application codes pass through");
+        let overflow = client.unary(&ADD, &(u32::MAX, 1)).await.unwrap_err();
+        assert_eq!(overflow.code(), Code::OUT_OF_RANGE);
+        let missing = client.unary(&WHO, &()).await.unwrap_err();
+        assert_eq!(missing.code(), Code::UNIMPLEMENTED);
+        assert!(missing.message().contains("who"), "{missing}");
+        assert_eq!(client.unary(&ADD, &(1, 1)).await, Ok(2), "the session still works");
+    });
+}
+
+#[test]
+fn an_undecodable_request_is_invalid_argument_and_the_session_keeps_working() {
+    run(async {
+        let (client, _server) = served(math()).await;
+        // The server reads a String; 5 as a u64 is the bincode byte 05: a length without bytes.
+        let status = client.unary(&GREET_WITH_NUMBER, &5).await.unwrap_err();
+        assert_eq!(status.code(), Code::INVALID_ARGUMENT, "{status}");
+        assert_eq!(client.unary(&GREET, &"you".to_owned()).await.unwrap(), "hello you");
+
+        // A malformed call header is INVALID_ARGUMENT too.
+        let open = OpenOptions::new("greet").metadata(Bytes::from_static(b"\x00\x00")).finish();
+        let mut ch = client.session().open_with(open).await.unwrap();
+        let answer = ch.recv().await.unwrap().unwrap();
+        assert_eq!(answer[..3], [1, 0, 3], "a STATUS with INVALID_ARGUMENT");
+        assert_eq!(client.unary(&ADD, &(1, 2)).await, Ok(3));
+    });
+}
+
+/// Tells the test when a handler starts and when its future is dropped.
+struct Probe {
+    started: mpsc::UnboundedSender<()>,
+    dropped: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = self.dropped.take().unwrap().send(());
+    }
+}
+
+/// A router whose `stall` method never answers, and a way to watch its handler.
+fn stalling(
+) -> (Router, mpsc::UnboundedReceiver<()>, mpsc::UnboundedReceiver<oneshot::Receiver<()>>) {
+    let (started_tx, started) = mpsc::unbounded();
+    let (dropped_tx, dropped) = mpsc::unbounded();
+    let router = Router::new().unary(STALL, move |(), _| {
+        let (tx, rx) = oneshot::channel();
+        dropped_tx.unbounded_send(rx).unwrap();
+        let probe = Probe { started: started_tx.clone(), dropped: Some(tx) };
+        async move {
+            probe.started.unbounded_send(()).unwrap();
+            futures::future::pending::<Result<(), Status>>().await
+        }
+    });
+    (router, started, dropped)
+}
+
+const STALL: Unary<(), ()> = Unary::new("stall");
+
+#[test]
+fn the_caller_gets_deadline_exceeded_at_once_and_the_handler_is_stopped() {
+    run(async {
+        let (router, mut started, mut dropped) = stalling();
+        let (client, _server) = served(router).await;
+        let options = CallOptions::new().timeout(Duration::from_millis(50));
+        let status = client.unary_with(&STALL, &(), options).await.unwrap_err();
+        assert_eq!(status.code(), Code::DEADLINE_EXCEEDED);
+        started.next().await.unwrap();
+        dropped.next().await.unwrap().await.unwrap(); // the handler's future was dropped
+    });
+}
+
+#[test]
+fn the_callee_enforces_the_deadline_it_was_sent() {
+    run(async {
+        let (router, mut started, mut dropped) = stalling();
+        let (client, _server) = served(router).await;
+        // A raw call with a 50 ms deadline in its header, and no timer of our own.
+        let header = CallHeader { timeout_ms: 50, headers: Vec::new() };
+        let open = OpenOptions::new("stall").metadata(header.encode()).message(vec![0u8]).finish();
+        let mut ch = client.session().open_with(open).await.unwrap();
+        started.next().await.unwrap();
+        let answer = ch.recv().await.unwrap().unwrap();
+        assert_eq!(answer[..3], [1, 0, 4], "a STATUS with DEADLINE_EXCEEDED");
+        assert_eq!(ch.recv().await.unwrap(), None);
+        dropped.next().await.unwrap().await.unwrap();
+    });
+}
+
+#[test]
+fn dropping_the_call_stops_the_handler() {
+    run(async {
+        let (router, mut started, mut dropped) = stalling();
+        let (client, _server) = served(router).await;
+        let call = {
+            let client = client.clone();
+            async_std::task::spawn(async move { client.unary(&STALL, &()).await })
+        };
+        started.next().await.unwrap();
+        call.cancel().await; // drops the call's future: its channel is reset with CANCEL
+        dropped.next().await.unwrap().await.unwrap();
+        assert_eq!(client.unary(&ADD, &(1, 1)).await.unwrap_err().code(), Code::UNIMPLEMENTED);
+    });
+}
+
+#[test]
+fn past_the_limit_a_call_is_refused_with_resource_exhausted() {
+    run(async {
+        let (router, mut started, _dropped) = stalling();
+        let (client, _server) = served(router.max_in_flight(2)).await;
+        let calls: Vec<_> = (0..2)
+            .map(|_| {
+                let client = client.clone();
+                async_std::task::spawn(async move { client.unary(&STALL, &()).await })
+            })
+            .collect();
+        started.next().await.unwrap();
+        started.next().await.unwrap();
+        let status = client.unary(&STALL, &()).await.unwrap_err();
+        assert_eq!(status.code(), Code::RESOURCE_EXHAUSTED);
+        for call in calls {
+            call.cancel().await;
+        }
+    });
+}
+
+#[test]
+fn the_server_calls_methods_the_client_serves_on_the_same_session() {
+    run(async {
+        let (client_session, server_session) = pair().await;
+        // The server serves math; the client serves greet. Each calls the other.
+        async_std::task::spawn(math().serve(server_session.clone()));
+        let client_router =
+            Router::new().unary(GREET, |name: String, _| async move { Ok(format!("hi {name}")) });
+        async_std::task::spawn(client_router.serve(client_session.clone()));
+
+        let from_server = Client::new(server_session);
+        assert_eq!(from_server.unary(&GREET, &"server".to_owned()).await.unwrap(), "hi server");
+        let from_client = Client::new(client_session);
+        assert_eq!(from_client.unary(&ADD, &(20, 22)).await, Ok(42));
+    });
+}
+
+#[test]
+fn a_handler_calls_back_the_caller_through_its_context() {
+    run(async {
+        let (client_session, server_session) = pair().await;
+        async_std::task::spawn(
+            Router::new()
+                .unary(GREET, |name: String, _| async move { Ok(format!("hi {name}")) })
+                .serve(client_session.clone()),
+        );
+        let router = Router::new().unary(WHO, |(), ctx| async move {
+            let back = Client::new(ctx.session().clone());
+            back.unary(&GREET, &"back".to_owned()).await
+        });
+        async_std::task::spawn(router.serve(server_session));
+        let client = Client::new(client_session);
+        assert_eq!(client.unary(&WHO, &()).await.unwrap(), "hi back");
+    });
+}
+
+#[test]
+fn headers_and_deadline_reach_the_handler() {
+    run(async {
+        const ECHO_HEADER: Unary<String, Option<Vec<u8>>> = Unary::new("header");
+        let router = Router::new().unary(ECHO_HEADER, |name: String, ctx| async move {
+            assert!(ctx.deadline().is_some(), "the deadline came with the call");
+            assert_eq!(ctx.method(), "header");
+            Ok(ctx.header(&name).map(|v| v.to_vec()))
+        });
+        let (client, _server) = served(router).await;
+        let options = CallOptions::new()
+            .timeout(Duration::from_secs(5))
+            .header("trace", Bytes::from_static(b"ab"))
+            .header("empty", Bytes::new());
+        let got = client.unary_with(&ECHO_HEADER, &"trace".into(), options).await.unwrap();
+        assert_eq!(got, Some(b"ab".to_vec()));
+    });
+}
+
+#[test]
+fn a_panicking_handler_answers_internal() {
+    run(async {
+        const PANIC: Unary<(), ()> = Unary::new("panic");
+        let router = Router::new().unary(PANIC, |(), _| async move { panic!("handler bug") });
+        let (client, _server) = served(router).await;
+        let status = client.unary(&PANIC, &()).await.unwrap_err();
+        assert_eq!(status.code(), Code::INTERNAL);
+    });
+}
+
+#[test]
+fn a_thousand_concurrent_calls_on_one_session() {
+    run(async {
+        let (client, _server) = served(math()).await;
+        let done = Arc::new(AtomicUsize::new(0));
+        let calls = (0..1000u32).map(|i| {
+            let (client, done) = (client.clone(), done.clone());
+            async move {
+                assert_eq!(client.unary(&ADD, &(i, i)).await, Ok(2 * i));
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        futures::future::join_all(calls).await;
+        assert_eq!(done.load(Ordering::Relaxed), 1000);
+        assert_eq!(client.session().stats().open_channels, 0, "every call's channel is freed");
+    });
+}
+
+#[test]
+fn a_streaming_call_dropped_midway_stops_its_handler() {
+    run(async {
+        const FOREVER: ServerStreaming<(), u64> = ServerStreaming::new("forever");
+        let (stopped_tx, mut stopped) = mpsc::unbounded::<()>();
+        let router = Router::new().server_streaming(FOREVER, move |(), tx, _| {
+            let stopped = stopped_tx.clone();
+            async move {
+                struct Guard(mpsc::UnboundedSender<()>);
+                impl Drop for Guard {
+                    fn drop(&mut self) {
+                        let _ = self.0.unbounded_send(());
+                    }
+                }
+                let _guard = Guard(stopped);
+                for i in 0.. {
+                    tx.send(&i).await?;
+                }
+                Ok(())
+            }
+        });
+        let (client, _server) = served(router).await;
+        let mut stream = client.server_streaming(&FOREVER, &(), CallOptions::new()).await.unwrap();
+        for i in 0..10 {
+            assert_eq!(stream.next().await, Some(Ok(i)));
+        }
+        drop(stream);
+        stopped.next().await.unwrap();
+    });
+}
