@@ -26,6 +26,15 @@ pub(crate) enum Value {
     Hol { p50: Duration, p99: Duration, n: usize, bulk: f64, solo: f64 },
     /// Bytes of memory per item.
     Memory { per_item: f64, items: usize },
+    /// Calls (or echoes) per second, with the latency of each.
+    Calls { rate: f64, p50: Duration, p99: Duration, n: usize },
+}
+
+fn calls(mut samples: Vec<Duration>, elapsed: Duration) -> Value {
+    let n = samples.len();
+    samples.sort();
+    let at = |p: f64| samples[((n - 1) as f64 * p).round() as usize];
+    Value::Calls { rate: n as f64 / elapsed.as_secs_f64(), p50: at(0.50), p99: at(0.99), n }
 }
 
 pub(crate) fn latency(mut samples: Vec<Duration>) -> Value {
@@ -542,4 +551,79 @@ pub(crate) async fn echo_tcp<N: Net>(samples: usize) -> Value {
         }
     }
     latency(times)
+}
+
+// ----- RPC: unary calls beside the raw echo -----
+
+const RPC_ECHO: wsmux::rpc::Unary<Vec<u8>, Vec<u8>> = wsmux::rpc::Unary::new("echo");
+
+/// Raw: `total` 64-byte echoes on one WebSocket, `in_flight` outstanding at a time (pipelined).
+pub(crate) async fn rpc_raw<N: Net>(total: usize, in_flight: usize) -> Value {
+    let (mut client, server) = raw_pair::<N>().await;
+    N::spawn(raw_echo_server::<N>(server));
+    let msg = block(SMALL);
+    for _ in 0..WARMUP {
+        raw_send::<N>(&mut client, msg.clone()).await;
+        raw_recv::<N>(&mut client).await;
+    }
+    let mut sent = std::collections::VecDeque::with_capacity(in_flight);
+    let mut times = Vec::with_capacity(total);
+    let start = Instant::now();
+    for i in 0..total + in_flight {
+        if sent.len() == in_flight || i >= total {
+            raw_recv::<N>(&mut client).await;
+            times.push(sent.pop_front().map_or(Duration::ZERO, |t: Instant| t.elapsed()));
+        }
+        if i < total {
+            sent.push_back(Instant::now());
+            raw_send::<N>(&mut client, msg.clone()).await;
+        }
+        if times.len() == total {
+            break;
+        }
+    }
+    calls(times, start.elapsed())
+}
+
+/// wsmux RPC: `total` unary calls with a 64-byte payload, from `in_flight` concurrent callers.
+pub(crate) async fn rpc_wsmux<N: Net>(total: usize, in_flight: usize) -> Value {
+    let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config()).await;
+    let router =
+        wsmux::rpc::Router::new().unary(RPC_ECHO, |payload: Vec<u8>, _| async move { Ok(payload) });
+    N::spawn(router.serve_with(server, |call| N::spawn(call)));
+    let client = wsmux::rpc::Client::new(client);
+    let payload = vec![7u8; SMALL];
+    for _ in 0..WARMUP {
+        client.unary(&RPC_ECHO, &payload).await.expect("call");
+    }
+    let start = Instant::now();
+    let times = if in_flight == 1 {
+        let mut times = Vec::with_capacity(total);
+        for _ in 0..total {
+            let t = Instant::now();
+            client.unary(&RPC_ECHO, &payload).await.expect("call");
+            times.push(t.elapsed());
+        }
+        times
+    } else {
+        let (done_tx, mut done_rx) = mpsc::unbounded();
+        for _ in 0..in_flight {
+            let (client, payload, done) = (client.clone(), payload.clone(), done_tx.clone());
+            N::spawn(async move {
+                let mut times = Vec::with_capacity(total / in_flight);
+                for _ in 0..total / in_flight {
+                    let t = Instant::now();
+                    client.unary(&RPC_ECHO, &payload).await.expect("call");
+                    times.push(t.elapsed());
+                }
+                let _ = done.unbounded_send(times);
+            });
+        }
+        let mut times = Vec::with_capacity(total);
+        for _ in 0..in_flight {
+            times.extend(done_rx.next().await.expect("caller"));
+        }
+        times
+    };
+    calls(times, start.elapsed())
 }

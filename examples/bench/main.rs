@@ -28,7 +28,7 @@ USAGE: cargo run --release --example bench -- [OPTIONS] [CASES...]
   --only SYSTEM   run only this system (tcp, raw, raw-flush, raw-batch, yamux, wsmux, ...), for profiling
   --help          this text
 
-CASES (default all): bulk-16k bulk-1m bulk-64ch small-64ch echo hol open mem-channels mem-connections";
+CASES (default all): bulk-16k bulk-1m bulk-64ch small-64ch echo hol open rpc mem-channels mem-connections";
 
 /// Sizes of one run.
 struct Sizes {
@@ -39,6 +39,7 @@ struct Sizes {
     hol: Duration,
     open_samples: usize,
     new_conn_samples: usize,
+    rpc_calls: usize,
     idle_channels: usize,
     idle_connections: usize,
 }
@@ -51,6 +52,7 @@ const FULL: Sizes = Sizes {
     hol: Duration::from_secs(2),
     open_samples: 5_000,
     new_conn_samples: 1_000,
+    rpc_calls: 10_240,
     idle_channels: 100_000,
     idle_connections: 10_000,
 };
@@ -63,6 +65,7 @@ const QUICK: Sizes = Sizes {
     hol: Duration::from_millis(100),
     open_samples: 100,
     new_conn_samples: 20,
+    rpc_calls: 128,
     idle_channels: 1_000,
     idle_connections: 50,
 };
@@ -91,6 +94,11 @@ const CASES: &[(&str, &str, &[&str])] = &[
         "open",
         "open + first 64-byte echo on a new channel (new-conn: TCP + upgrade + echo)",
         &["new-conn", "yamux", "wsmux"],
+    ),
+    (
+        "rpc",
+        "unary calls, 64-byte payload, 1 and 64 in flight (raw: 64-byte echo on one WebSocket, pipelined)",
+        &["raw-1", "wsmux-1", "raw-64", "wsmux-64"],
     ),
     (
         "mem-channels",
@@ -131,6 +139,10 @@ async fn measure<N: Net>(case: &str, system: &str, s: &Sizes) -> Value {
         ("open", "new-conn") => open_new_connection::<N>(s.new_conn_samples).await,
         ("open", "yamux") => open_yamux::<N>(s.open_samples).await,
         ("open", "wsmux") => open_wsmux::<N>(s.open_samples).await,
+        ("rpc", "raw-1") => rpc_raw::<N>(s.rpc_calls, 1).await,
+        ("rpc", "wsmux-1") => rpc_wsmux::<N>(s.rpc_calls, 1).await,
+        ("rpc", "raw-64") => rpc_raw::<N>(s.rpc_calls * 4, 64).await,
+        ("rpc", "wsmux-64") => rpc_wsmux::<N>(s.rpc_calls * 4, 64).await,
         // Memory is measured in a fresh process each time: freed memory stays resident, so a
         // case measured after another would reuse its pages and look free.
         ("mem-channels", _) => memory::in_fresh_process(N::NAME, case, system, s.idle_channels),

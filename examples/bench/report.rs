@@ -46,6 +46,12 @@ pub(crate) fn summary(rounds: &[Value]) -> Value {
                 solo: field(|v| if let Value::Hol { solo, .. } = v { *solo } else { 0.0 }),
             }
         }
+        Value::Calls { n, .. } => Value::Calls {
+            rate: median(rounds.iter().map(rate).collect()),
+            p50: median_d(rounds.iter().map(p50).collect()),
+            p99: median_d(rounds.iter().map(p99).collect()),
+            n: *n,
+        },
         Value::Memory { items, .. } => Value::Memory {
             per_item: median(
                 rounds
@@ -59,23 +65,22 @@ pub(crate) fn summary(rounds: &[Value]) -> Value {
 }
 
 fn rate(v: &Value) -> f64 {
-    if let Value::Rate(r) = v {
-        *r
-    } else {
-        0.0
+    match v {
+        Value::Rate(r) | Value::Calls { rate: r, .. } => *r,
+        _ => 0.0,
     }
 }
 
 fn p50(v: &Value) -> Duration {
     match v {
-        Value::Latency { p50, .. } | Value::Hol { p50, .. } => *p50,
+        Value::Latency { p50, .. } | Value::Hol { p50, .. } | Value::Calls { p50, .. } => *p50,
         _ => Duration::ZERO,
     }
 }
 
 fn p99(v: &Value) -> Duration {
     match v {
-        Value::Latency { p99, .. } | Value::Hol { p99, .. } => *p99,
+        Value::Latency { p99, .. } | Value::Hol { p99, .. } | Value::Calls { p99, .. } => *p99,
         _ => Duration::ZERO,
     }
 }
@@ -188,6 +193,22 @@ impl Report {
                         row.system, per_item
                     )
                 }
+                Value::Calls { rate: r, p50: a, p99: b, n } => {
+                    // wsmux-N beside raw-N: the same number in flight.
+                    let raw = row.system.replace("wsmux", "raw");
+                    let vs = match self.get(runtime, case, &raw) {
+                        Some(o) if rate(&o) > 0.0 => format!("  {:.2}x {raw}", r / rate(&o)),
+                        _ => String::new(),
+                    };
+                    writeln!(
+                        out,
+                        "  {:<12}{:>8.0} /s  p50 {:>8}  p99 {:>8}  ({n}){vs}",
+                        row.system,
+                        r,
+                        us(*a),
+                        us(*b)
+                    )
+                }
             };
         }
         out
@@ -208,6 +229,11 @@ impl Report {
                     p99.as_secs_f64() * 1e6
                 ),
                 Value::Memory { per_item, items } => format!("\"bytes_per_item\":{per_item:.1},\"items\":{items}"),
+                Value::Calls { rate, p50, p99, n } => format!(
+                    "\"per_second\":{rate:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\"samples\":{n}",
+                    p50.as_secs_f64() * 1e6,
+                    p99.as_secs_f64() * 1e6
+                ),
             };
             let _ = writeln!(
                 out,
@@ -279,6 +305,11 @@ impl Report {
         check(
             format!("open: >= 2.5x faster than a new connection ({})", fmt_ratio(n)),
             n.map(|r| r >= 2.5),
+        );
+        let u = ratio("rpc", "wsmux-1", "raw-1");
+        check(
+            format!("rpc: unary rate at 1 in flight >= 0.8x raw echo ({})", fmt_ratio(u)),
+            u.map(|r| r >= 0.8),
         );
         let mem = |case: &str, sys: &str| match self.get(runtime, case, sys) {
             Some(Value::Memory { per_item, .. }) => Some(per_item),
