@@ -243,6 +243,17 @@ pub struct Router<C = Bincode> {
     max_in_flight: usize,
 }
 
+impl<C> Clone for Router<C> {
+    /// A router with the same handlers, for serving another session.
+    fn clone(&self) -> Self {
+        Router {
+            methods: self.methods.clone(),
+            codec: self.codec.clone(),
+            max_in_flight: self.max_in_flight,
+        }
+    }
+}
+
 impl<C> std::fmt::Debug for Router<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut methods: Vec<_> = self.methods.keys().collect();
