@@ -84,7 +84,7 @@ fn router(store: Arc<Store>) -> Router {
             let found = s2.values.get(&key).map(|v| v.clone());
             async move { found.ok_or_else(|| Status::not_found(format!("no key {key:?}"))) }
         })
-        .server_streaming(kv::WATCH, move |prefix: String, tx, _| {
+        .server_streaming(kv::WATCH, move |prefix: String, mut tx, _| {
             let (watch_tx, mut changes) = mpsc::channel(WATCH_BACKLOG);
             s3.watchers.lock().unwrap_or_else(|e| e.into_inner()).push((prefix, watch_tx));
             async move {

@@ -11,7 +11,7 @@ use wsmux_proto::{ChannelId, ErrorCode, Read};
 
 use crate::error::{Error, SendError};
 use crate::io::ChannelIo;
-use crate::shared::Shared;
+use crate::shared::{Shared, Wait};
 
 /// One channel of a session: send and receive whole messages, in order, flow-controlled.
 ///
@@ -72,7 +72,7 @@ impl Channel {
         match inner.proto.poll_writable(self.id) {
             Ok(true) => Poll::Ready(Ok(())),
             Ok(false) => {
-                inner.park_channel(self.id, false, cx.waker());
+                inner.park_channel(self.id, Wait::Write, cx.waker());
                 Poll::Pending
             }
             Err(e) => Poll::Ready(Err(e.into())),
@@ -111,7 +111,7 @@ impl Channel {
                     }
                 }
                 Ok(Read::Pending) => {
-                    inner.park_channel(self.id, true, cx.waker());
+                    inner.park_channel(self.id, Wait::Read, cx.waker());
                     break Poll::Pending;
                 }
                 Ok(Read::End) => break Poll::Ready(Ok(None)),
@@ -145,10 +145,15 @@ impl Channel {
         match inner.proto.send_stopped(self.id) {
             Some(e) => Poll::Ready(e.into()),
             None => {
-                inner.park_channel(self.id, false, cx.waker());
+                inner.park_channel(self.id, Wait::Stopped, cx.waker());
                 Poll::Pending
             }
         }
+    }
+
+    /// Whether the peer's FIN has arrived, read or not: the peer's side is complete.
+    pub(crate) fn fin_received(&self) -> bool {
+        self.shared.lock().proto.fin_received(self.id)
     }
 
     /// Finishes this side: the peer reads the queued messages, then the end. Waits until the
@@ -204,7 +209,7 @@ impl Channel {
         match inner.proto.poll_flushed(self.id) {
             Ok(true) => Poll::Ready(Ok(())),
             Ok(false) => {
-                inner.park_channel(self.id, false, cx.waker());
+                inner.park_channel(self.id, Wait::Write, cx.waker());
                 inner.after_command();
                 Poll::Pending
             }

@@ -11,6 +11,7 @@ use futures::Sink;
 use wsmux_proto::Read;
 
 use crate::channel::Channel;
+use crate::shared::Wait;
 
 /// The most one `poll_write` sends as one message: large writes are split so that a single
 /// write never exceeds the peer's minimum max message size.
@@ -63,7 +64,7 @@ impl AsyncRead for ChannelIo {
                 Poll::Ready(Ok(n))
             }
             Ok(Read::Pending) => {
-                inner.park_channel(id, true, cx.waker());
+                inner.park_channel(id, Wait::Read, cx.waker());
                 Poll::Pending
             }
             Ok(Read::End) => Poll::Ready(Ok(0)),

@@ -18,6 +18,17 @@ use wsmux_proto::{ChannelId, Event, Session as Proto};
 pub(crate) struct ChannelWakers {
     pub(crate) read: Option<Waker>,
     pub(crate) write: Option<Waker>,
+    /// A task watching for the end of the sending direction ([`crate::Channel::stopped`]):
+    /// its own slot, so it never takes the writer's place.
+    pub(crate) stopped: Option<Waker>,
+}
+
+/// Which of a channel's waiters to park.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    Read,
+    Write,
+    Stopped,
 }
 
 #[derive(Debug)]
@@ -69,18 +80,26 @@ impl Inner {
 
     /// Parks the reader (`read`) or writer of channel `id`. Entries exist only while a task
     /// waits, so an idle channel costs nothing here.
-    pub(crate) fn park_channel(&mut self, id: ChannelId, read: bool, waker: &Waker) {
+    pub(crate) fn park_channel(&mut self, id: ChannelId, wait: Wait, waker: &Waker) {
         let wakers = self.channels.entry(id).or_default();
-        park(if read { &mut wakers.read } else { &mut wakers.write }, waker);
+        let slot = match wait {
+            Wait::Read => &mut wakers.read,
+            Wait::Write => &mut wakers.write,
+            Wait::Stopped => &mut wakers.stopped,
+        };
+        park(slot, waker);
     }
 
+    /// Wakes the reader (`read`), or the writer and whoever watches the sending direction.
     fn wake_channel(&mut self, id: ChannelId, read: bool) {
         let Some(wakers) = self.channels.get_mut(&id) else { return };
-        let slot = if read { &mut wakers.read } else { &mut wakers.write };
-        if let Some(w) = slot.take() {
-            self.to_wake.push(w);
+        if read {
+            self.to_wake.extend(wakers.read.take());
+        } else {
+            self.to_wake.extend(wakers.write.take());
+            self.to_wake.extend(wakers.stopped.take());
         }
-        if wakers.read.is_none() && wakers.write.is_none() {
+        if wakers.read.is_none() && wakers.write.is_none() && wakers.stopped.is_none() {
             self.channels.remove(&id);
         }
     }
@@ -90,6 +109,7 @@ impl Inner {
         for (_, c) in self.channels.drain() {
             self.to_wake.extend(c.read);
             self.to_wake.extend(c.write);
+            self.to_wake.extend(c.stopped);
         }
         self.to_wake.append(&mut self.accept);
         self.to_wake.append(&mut self.open);

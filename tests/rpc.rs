@@ -33,7 +33,7 @@ fn math() -> Router {
         .unary(ADD, |(a, b): (u32, u32), _| async move {
             a.checked_add(b).ok_or_else(|| Status::out_of_range("overflow"))
         })
-        .server_streaming(COUNT, |n: u32, tx, _| async move {
+        .server_streaming(COUNT, |n: u32, mut tx, _| async move {
             for i in 0..n {
                 tx.send(&i).await?;
             }
@@ -46,7 +46,7 @@ fn math() -> Router {
             }
             Ok(sum)
         })
-        .bidi(DOUBLE, |mut reqs, tx, _| async move {
+        .bidi(DOUBLE, |mut reqs, mut tx, _| async move {
             while let Some(n) = reqs.recv().await {
                 tx.send(&(n? * 2)).await?;
             }
@@ -147,7 +147,14 @@ struct Probe {
 
 impl Drop for Probe {
     fn drop(&mut self) {
-        let _ = self.dropped.take().unwrap().send(());
+        match self.dropped.take() {
+            Some(dropped) => {
+                let _ = dropped.send(());
+            }
+            None => {
+                let _ = self.started.unbounded_send(());
+            }
+        }
     }
 }
 
@@ -326,7 +333,7 @@ fn a_streaming_call_dropped_midway_stops_its_handler() {
     run(async {
         const FOREVER: ServerStreaming<(), u64> = ServerStreaming::new("forever");
         let (stopped_tx, mut stopped) = mpsc::unbounded::<()>();
-        let router = Router::new().server_streaming(FOREVER, move |(), tx, _| {
+        let router = Router::new().server_streaming(FOREVER, move |(), mut tx, _| {
             let stopped = stopped_tx.clone();
             async move {
                 struct Guard(mpsc::UnboundedSender<()>);
@@ -349,5 +356,130 @@ fn a_streaming_call_dropped_midway_stops_its_handler() {
         }
         drop(stream);
         stopped.next().await.unwrap();
+    });
+}
+
+/// Polls `cond` until it holds (the test's time limit bounds the wait).
+async fn until(mut cond: impl FnMut() -> bool) {
+    while !cond() {
+        async_std::task::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[test]
+fn an_answer_given_before_the_caller_finished_is_the_outcome() {
+    run(async {
+        const FIRST: ClientStreaming<u32, u32> = ClientStreaming::new("first");
+        let router = Router::new()
+            .client_streaming(FIRST, |mut reqs, _| async move { reqs.recv().await.unwrap() });
+        let (client, _server) = served(router).await;
+        let mut call = client.client_streaming(&FIRST, CallOptions::new()).await.unwrap();
+        call.send(&7).await.unwrap();
+        // The answer and FIN arrive, then the RESET of the callee's dropped channel.
+        until(|| client.session().stats().resets_received == 1).await;
+        assert_eq!(call.finish().await, Ok(7));
+    });
+}
+
+#[test]
+fn a_failed_send_reports_the_callee_status_and_keeps_unread_responses() {
+    run(async {
+        const ECHO_THEN_ABORT: Bidi<u32, u32> = Bidi::new("echo_then_abort");
+        let router = Router::new().bidi(ECHO_THEN_ABORT, |mut reqs, mut tx, _| async move {
+            let n = reqs.recv().await.unwrap()?;
+            tx.send(&n).await?;
+            Err(Status::aborted("done"))
+        });
+        let (client, _server) = served(router).await;
+        let mut call = client.bidi(&ECHO_THEN_ABORT, CallOptions::new()).await.unwrap();
+        call.send(&5).await.unwrap();
+        until(|| client.session().stats().resets_received == 1).await;
+        assert_eq!(call.send(&6).await.unwrap_err().code(), Code::ABORTED);
+        assert_eq!(call.recv().await, Some(Ok(5)), "the response read ahead is still there");
+        assert_eq!(call.recv().await.unwrap().unwrap_err().code(), Code::ABORTED);
+        assert_eq!(call.recv().await, None);
+    });
+}
+
+#[test]
+fn requests_end_once_the_caller_is_gone_so_a_handler_skipping_errors_stops() {
+    run(async {
+        const SKIP: ClientStreaming<u32, u32> = ClientStreaming::new("skip");
+        let (stopped_tx, mut stopped) = mpsc::unbounded::<()>();
+        let router = Router::new().client_streaming(SKIP, move |reqs, _| {
+            let stopped = stopped_tx.clone();
+            async move {
+                stopped.unbounded_send(()).unwrap();
+                let _probe = Probe { started: stopped, dropped: None };
+                let n = reqs.filter_map(|r| async move { r.ok() }).count().await;
+                Ok(n as u32)
+            }
+        });
+        let (client, server) = served(router).await;
+        let mut call = client.client_streaming(&SKIP, CallOptions::new()).await.unwrap();
+        call.send(&1).await.unwrap();
+        until(|| server.stats().channels_accepted == 1).await;
+        drop(call); // reset CANCEL
+        stopped.next().await.unwrap(); // the first message: the handler started
+        stopped.next().await.unwrap(); // the second: its future was dropped (or it returned)
+    });
+}
+
+#[test]
+fn a_sender_moved_to_another_task_is_woken_while_the_call_task_watches() {
+    run(async {
+        const SPLIT: Bidi<u32, Vec<u8>> = Bidi::new("split");
+        const N: usize = 40;
+        let router = Router::new().bidi(SPLIT, |mut reqs, mut tx, _| async move {
+            let sender = async_std::task::spawn(async move {
+                for _ in 0..N {
+                    tx.send(&vec![0u8; 64 * 1024]).await?;
+                }
+                Ok::<(), Status>(())
+            });
+            while let Some(r) = reqs.recv().await {
+                r?;
+            }
+            sender.await
+        });
+        let (client, _server) = served(router).await;
+        let mut call = client.bidi(&SPLIT, CallOptions::new()).await.unwrap();
+        call.send(&1).await.unwrap();
+        // The sender task fills our window and parks; a second request re-polls the call task.
+        until(|| client.session().stats().bytes_received >= 256 * 1024).await;
+        call.send(&2).await.unwrap();
+        call.finish().await.unwrap();
+        let mut n = 0;
+        while let Some(r) = call.recv().await {
+            r.unwrap();
+            n += 1;
+        }
+        assert_eq!(n, N);
+    });
+}
+
+#[test]
+fn finishing_a_streaming_call_keeps_to_the_deadline() {
+    run(async {
+        const BLOB: ClientStreaming<Vec<u8>, u32> = ClientStreaming::new("blob");
+        let (client, server) = pair().await;
+        // A callee that accepts and never reads nor answers.
+        async_std::task::spawn(async move {
+            let mut held = Vec::new();
+            while let Some(incoming) = server.accept().await {
+                held.push(incoming.accept());
+            }
+        });
+        client.ping().await.unwrap(); // the callee's SETTINGS: a 256 KiB window
+        let client = Client::new(client);
+        let options = CallOptions::new().timeout(Duration::from_millis(200));
+        let mut call = client.client_streaming(&BLOB, options).await.unwrap();
+        // 500 KiB: the window takes 256 KiB, the send buffer the rest; none is read.
+        for _ in 0..5 {
+            call.send(&vec![0u8; 100 * 1024]).await.unwrap();
+        }
+        // finish waits for the queued requests to leave, which never happens: the deadline
+        // ends the call.
+        assert_eq!(call.finish().await.unwrap_err().code(), Code::DEADLINE_EXCEEDED);
     });
 }

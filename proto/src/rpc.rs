@@ -14,6 +14,9 @@ use crate::frame::truncate_utf8;
 pub const KIND_DATA: u8 = 0x00;
 /// The kind byte of the callee's last message: a status code and a text.
 pub const KIND_STATUS: u8 = 0x01;
+/// The most headers a call header may carry; a callee refuses more (INVALID_ARGUMENT), so a
+/// 16 KiB metadata cannot turn into thousands of small allocations per call.
+pub const MAX_HEADERS: usize = 64;
 /// The longest status text a sender writes, in bytes (longer text is cut at a character
 /// boundary).
 pub const MAX_STATUS_TEXT: usize = 1024;
@@ -117,6 +120,9 @@ pub enum RpcWireError {
     /// A header name or a status text is not UTF-8.
     #[error("{0} is not UTF-8")]
     NotUtf8(&'static str),
+    /// More than [`MAX_HEADERS`] headers.
+    #[error("more than {MAX_HEADERS} headers")]
+    TooManyHeaders,
     /// A message has no kind byte.
     #[error("empty message")]
     Empty,
@@ -167,6 +173,9 @@ impl CallHeader {
         let timeout_ms = u32::from_be_bytes(r.take_array("timeout")?);
         let mut headers = Vec::new();
         while r.at < metadata.len() {
+            if headers.len() == MAX_HEADERS {
+                return Err(RpcWireError::TooManyHeaders);
+            }
             let [name_len] = r.take_array("header name length")?;
             if name_len == 0 {
                 return Err(RpcWireError::EmptyName);

@@ -1,8 +1,9 @@
 //! The calling side: a [`Client`] on a session, and the objects of calls in progress.
 
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -37,12 +38,14 @@ impl CallOptions {
         self
     }
 
-    /// Adds a request header (names 1–255 bytes, values at most 65535 bytes; a name may repeat).
+    /// Adds a request header (names 1–255 bytes, values at most 65535 bytes, at most 64
+    /// headers; a name may repeat).
     ///
     /// # Panics
-    /// If the name or the value is outside those bounds.
+    /// If the name or the value is outside those bounds, or this is the 65th header.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Self {
         let (name, value) = (name.into(), value.into());
+        assert!(self.headers.len() < wsmux_proto::rpc::MAX_HEADERS, "at most 64 headers");
         assert!(!name.is_empty() && name.len() <= 255, "a header name is 1-255 bytes: {name:?}");
         assert!(value.len() <= usize::from(u16::MAX), "a header value is at most 65535 bytes");
         self.headers.push((name, value));
@@ -199,7 +202,7 @@ impl<C: Send + Sync + 'static> Client<C> {
         })
         .await?;
         let timer = deadline.map(|d| Delay::new(d.saturating_duration_since(Instant::now())));
-        Ok(Call { ch, codec: self.codec.clone(), timer, done: false })
+        Ok(Call { ch, codec: self.codec.clone(), timer, done: false, backlog: VecDeque::new() })
     }
 }
 
@@ -247,6 +250,9 @@ struct Call<C> {
     codec: Arc<C>,
     timer: Option<Delay>,
     done: bool,
+    /// Messages read ahead, looking for the callee's status after a failed send; they are
+    /// still the application's, in order.
+    backlog: VecDeque<Bytes>,
 }
 
 impl<C> Call<C> {
@@ -272,7 +278,11 @@ impl<C> Call<C> {
         if let Poll::Ready(status) = self.poll_deadline(cx) {
             return Poll::Ready(Some(Err(status)));
         }
-        let msg = match futures::ready!(self.ch.poll_recv(cx)) {
+        let next = match self.backlog.pop_front() {
+            Some(msg) => Ok(Some(msg)),
+            None => futures::ready!(self.ch.poll_recv(cx)),
+        };
+        let msg = match next {
             Ok(Some(msg)) => msg,
             Ok(None) => {
                 self.done = true;
@@ -321,29 +331,70 @@ impl<C> Call<C> {
         {
             Ok(()) => Ok(()),
             // The callee may have ended the call already: its status says why.
-            Err(status) => Err(self.final_status().await.unwrap_or(status)),
+            Err(status) => Err(self.callee_status().unwrap_or(status)),
         }
     }
 
-    /// After a failed send: the callee's status, if it sent one.
-    async fn final_status(&mut self) -> Option<Status> {
-        match self.ch.recv().now_or_never()? {
-            Ok(Some(msg)) => match CallMessage::decode(&msg) {
-                Ok(CallMessage::Status { code, text }) if code != Code::OK => {
-                    Some(Status::new(code, text))
-                }
-                _ => None,
-            },
+    /// After a failed send or finish: the callee's failure status, if it has arrived. The
+    /// messages read to find it stay queued for the application.
+    fn callee_status(&mut self) -> Option<Status> {
+        while let Some(Ok(Some(msg))) = self.ch.recv().now_or_never() {
+            self.backlog.push_back(msg);
+        }
+        self.backlog.iter().find_map(|msg| match CallMessage::decode(msg) {
+            Ok(CallMessage::Status { code, text }) if code != Code::OK => {
+                Some(Status::new(code, text))
+            }
             _ => None,
+        })
+    }
+
+    /// Ends the requests, within the deadline. A callee that already ended the call (its FIN
+    /// arrived) makes this a success: the responses tell the outcome.
+    async fn finish(&mut self) -> Result<(), Status> {
+        let Call { ch, timer, done, .. } = self;
+        let finished = {
+            let mut finishing = pin!(ch.finish());
+            poll_fn(|cx| {
+                if let Some(timer) = timer.as_mut() {
+                    if !*done && timer.poll_unpin(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                }
+                finishing.as_mut().poll(cx).map(Some)
+            })
+            .await
+        };
+        match finished {
+            Some(Ok(())) => Ok(()),
+            Some(Err(_)) if self.ch.fin_received() => Ok(()),
+            Some(Err(e)) => Err(self.callee_status().unwrap_or_else(|| Status::from_error(&e))),
+            None => {
+                self.done = true;
+                self.ch.reset(ErrorCode::CANCEL, "deadline exceeded");
+                Err(Status::deadline_exceeded("deadline exceeded"))
+            }
         }
     }
 
-    async fn finish(&mut self) -> Result<(), Status> {
-        let finished = self.ch.finish();
-        match finished.await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.final_status().await.unwrap_or_else(|| Status::from_error(&e))),
-        }
+    /// The one answer of a unary or client-streaming call, within the deadline.
+    async fn answer<Resp>(&mut self) -> Result<Resp, Status>
+    where
+        C: Codec<Resp>,
+    {
+        let answer = match self.backlog.pop_front() {
+            Some(msg) => Some(msg),
+            None => {
+                poll_fn(|cx| {
+                    if let Poll::Ready(status) = self.poll_deadline(cx) {
+                        return Poll::Ready(Err(status));
+                    }
+                    self.ch.poll_recv(cx).map_err(|e| Status::from_error(&e))
+                })
+                .await?
+            }
+        };
+        single_answer(&mut self.ch, &*self.codec, answer)
     }
 }
 
@@ -388,18 +439,11 @@ impl<Req, Resp, C: Codec<Req> + Codec<Resp>> ClientStreamingCall<Req, Resp, C> {
         self.call.send(req).await
     }
 
-    /// Ends the requests and waits for the answer.
+    /// Ends the requests and waits for the answer. (A callee may answer before all requests
+    /// arrived; that answer is the call's outcome.)
     pub async fn finish(mut self) -> Result<Resp, Status> {
         self.call.finish().await?;
-        let call = &mut self.call;
-        let answer = poll_fn(|cx| {
-            if let Poll::Ready(status) = call.poll_deadline(cx) {
-                return Poll::Ready(Err(status));
-            }
-            call.ch.poll_recv(cx).map_err(|e| Status::from_error(&e))
-        })
-        .await?;
-        single_answer(&mut self.call.ch, &*self.call.codec, answer)
+        self.call.answer().await
     }
 }
 

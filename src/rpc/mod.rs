@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::error::Error;
-use crate::{ChannelError, ErrorCode, SessionError};
+use crate::{ChannelError, ErrorCode, OpenError, SessionError};
 
 pub use client::{BidiCall, CallOptions, Client, ClientStreamingCall, Responses};
 pub use server::{CallContext, Requests, Router, Sender};
@@ -108,6 +108,20 @@ impl Status {
             },
             Error::Channel(ChannelError::Session(e)) | Error::Session(e) => {
                 Status::unavailable(session_text(e))
+            }
+            Error::Channel(ChannelError::MessageTooLarge { size, max }) => {
+                Status::resource_exhausted(format!(
+                    "a message of {size} bytes; the peer accepts {max}"
+                ))
+            }
+            Error::Channel(e @ (ChannelError::Finished | ChannelError::LocallyReset { .. })) => {
+                Status::failed_precondition(e.to_string())
+            }
+            Error::Open(e @ (OpenError::RouteTooLong(_) | OpenError::MetadataTooLarge(_))) => {
+                Status::invalid_argument(e.to_string())
+            }
+            Error::Open(e @ OpenError::MessageTooLarge { .. }) => {
+                Status::resource_exhausted(e.to_string())
             }
             Error::Codec(e) => Status::internal(e.to_string()),
             other => Status::unavailable(other.to_string()),
@@ -184,9 +198,9 @@ fn data_message<T, C: crate::Codec<T>>(codec: &C, value: &T) -> Result<Bytes, St
     Ok(Bytes::from(out))
 }
 
-/// The deadline a timeout gives, from now.
+/// The deadline a timeout gives, from now (none if it is too far to represent).
 fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now() + t)
+    timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
 /// Spawns `future` on the runtime the features select (for [`Router::serve`]).

@@ -21,7 +21,7 @@ use crate::channel::Channel;
 use crate::codec::{Bincode, Codec};
 use crate::error::Error;
 use crate::session::{Incoming, Session};
-use crate::ErrorCode;
+use crate::{ChannelError, ErrorCode};
 
 /// What a handler knows of its call.
 #[derive(Debug, Clone)]
@@ -104,9 +104,16 @@ impl CallChannel {
         self.lock().start_send(msg).map_err(|e| e.error)
     }
 
-    /// Ends the call: `last` (an answer or a status) and FIN leave together.
+    /// Ends the call: `last` (an answer or a status) and FIN leave together. An answer larger
+    /// than the caller accepts becomes a RESOURCE_EXHAUSTED status.
     fn finish(&self, last: Option<Bytes>) {
-        let _ = self.lock().send_last_now(last);
+        let mut ch = self.lock();
+        if let Err(Error::Channel(ChannelError::MessageTooLarge { size, max })) =
+            ch.send_last_now(last)
+        {
+            let text = format!("the answer is {size} bytes, the caller accepts {max}");
+            let _ = ch.send_last_now(Some(status_message(Code::RESOURCE_EXHAUSTED, &text)));
+        }
     }
 }
 
@@ -169,6 +176,8 @@ async fn read_request<Req, C: Codec<Req>>(chan: &CallChannel, codec: &C) -> Resu
 pub struct Requests<Req, C = Bincode> {
     chan: CallChannel,
     codec: Arc<C>,
+    /// The caller finished, left, or broke the call: nothing more comes.
+    done: bool,
     _types: PhantomData<fn() -> Req>,
 }
 
@@ -178,10 +187,18 @@ impl<Req, C: Codec<Req>> Requests<Req, C> {
         poll_fn(|cx| self.poll_request(cx)).await
     }
 
+    /// The next request; after the caller's end, its departure or a broken call (one error
+    /// item), `None` for good.
     fn poll_request(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Req, Status>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
         let item = match futures::ready!(self.chan.poll_message(cx)) {
             Ok(Some(value)) => {
-                Some(self.codec.decode(&value).map_err(|e| Status::invalid_argument(e.to_string())))
+                let request = self.codec.decode(&value);
+                return Poll::Ready(Some(
+                    request.map_err(|e| Status::invalid_argument(e.to_string())),
+                ));
             }
             Ok(None) => None,
             Err(Stop::Broken(why)) => {
@@ -190,6 +207,7 @@ impl<Req, C: Codec<Req>> Requests<Req, C> {
             }
             Err(_) => Some(Err(Status::cancelled("the caller is gone"))),
         };
+        self.done = true;
         Poll::Ready(item)
     }
 }
@@ -218,10 +236,11 @@ pub struct Sender<Resp, C = Bincode> {
 
 impl<Resp, C: Codec<Resp>> Sender<Resp, C> {
     /// Sends one response; waits while the caller reads slowly. Fails with CANCELLED once the
-    /// caller is gone (the handler is stopped then anyway).
-    pub async fn send(&self, value: &Resp) -> Result<(), Status> {
+    /// caller is gone (the handler is stopped then anyway), RESOURCE_EXHAUSTED if the message is
+    /// larger than the caller accepts.
+    pub async fn send(&mut self, value: &Resp) -> Result<(), Status> {
         let msg = data_message(&*self.codec, value)?;
-        self.chan.send(msg).await.map_err(|_| Status::cancelled("the caller is gone"))
+        self.chan.send(msg).await.map_err(|e| Status::from_error(&e))
     }
 }
 
@@ -321,12 +340,13 @@ impl<C: Send + Sync + 'static> Router<C> {
             Arc::new(move |chan: CallChannel, ctx: CallContext| {
                 let (codec, handler) = (codec.clone(), handler.clone());
                 async move {
+                    let deadline = ctx.deadline;
                     let work = async {
                         let req: Req = read_request(&chan, &*codec).await?;
-                        let resp = handler(req, ctx.clone()).await?;
+                        let resp = handler(req, ctx).await?;
                         Ok(Some(data_message(&*codec, &resp)?))
                     };
-                    let result = run_call(&chan, ctx.deadline, work).await;
+                    let result = run_call(&chan, deadline, work).await;
                     end_call(&chan, result);
                 }
                 .boxed()
@@ -355,13 +375,14 @@ impl<C: Send + Sync + 'static> Router<C> {
             Arc::new(move |chan: CallChannel, ctx: CallContext| {
                 let (codec, handler) = (codec.clone(), handler.clone());
                 async move {
+                    let deadline = ctx.deadline;
                     let work = async {
                         let req: Req = read_request(&chan, &*codec).await?;
                         let sender = Sender { chan: chan.clone(), codec, _types: PhantomData };
-                        handler(req, sender, ctx.clone()).await?;
+                        handler(req, sender, ctx).await?;
                         Ok(None)
                     };
-                    let result = run_call(&chan, ctx.deadline, work).await;
+                    let result = run_call(&chan, deadline, work).await;
                     end_call(&chan, result);
                 }
                 .boxed()
@@ -389,16 +410,18 @@ impl<C: Send + Sync + 'static> Router<C> {
             Arc::new(move |chan: CallChannel, ctx: CallContext| {
                 let (codec, handler) = (codec.clone(), handler.clone());
                 async move {
+                    let deadline = ctx.deadline;
                     let work = async {
                         let requests = Requests {
                             chan: chan.clone(),
                             codec: codec.clone(),
+                            done: false,
                             _types: PhantomData,
                         };
-                        let resp = handler(requests, ctx.clone()).await?;
+                        let resp = handler(requests, ctx).await?;
                         Ok(Some(data_message(&*codec, &resp)?))
                     };
-                    let result = run_call(&chan, ctx.deadline, work).await;
+                    let result = run_call(&chan, deadline, work).await;
                     end_call(&chan, result);
                 }
                 .boxed()
@@ -423,17 +446,19 @@ impl<C: Send + Sync + 'static> Router<C> {
             Arc::new(move |chan: CallChannel, ctx: CallContext| {
                 let (codec, handler) = (codec.clone(), handler.clone());
                 async move {
+                    let deadline = ctx.deadline;
                     let work = async {
                         let requests = Requests {
                             chan: chan.clone(),
                             codec: codec.clone(),
+                            done: false,
                             _types: PhantomData,
                         };
                         let sender = Sender { chan: chan.clone(), codec, _types: PhantomData };
-                        handler(requests, sender, ctx.clone()).await?;
+                        handler(requests, sender, ctx).await?;
                         Ok(None)
                     };
-                    let result = run_call(&chan, ctx.deadline, work).await;
+                    let result = run_call(&chan, deadline, work).await;
                     end_call(&chan, result);
                 }
                 .boxed()

@@ -428,6 +428,11 @@ impl Session {
         self.channels.get(&id).is_some_and(|ch| ch.recv == RecvState::Finished && ch.recv_drained())
     }
 
+    /// Whether the peer's FIN on `id` has arrived (unread messages may still precede it).
+    pub fn fin_received(&self, id: ChannelId) -> bool {
+        self.channels.get(&id).is_some_and(|ch| ch.recv == RecvState::Finished)
+    }
+
     /// Why the sending direction of `id` was aborted (the peer reset it, or the session
     /// ended), or `None` while what this end sends may still arrive. An [`Event::Writable`]
     /// follows when it is aborted.
