@@ -191,7 +191,9 @@ method_kinds! {
 
 /// The DATA message for `value`: the kind byte, then the codec's bytes.
 fn data_message<T, C: crate::Codec<T>>(codec: &C, value: &T) -> Result<Bytes, Status> {
-    let mut out = vec![wsmux_proto::rpc::KIND_DATA];
+    // Room for a small value up front: growing from one byte would reallocate several times.
+    let mut out = Vec::with_capacity(128);
+    out.push(wsmux_proto::rpc::KIND_DATA);
     codec
         .encode_into(value, &mut out)
         .map_err(|e| Status::internal(format!("encoding a message: {e}")))?;
