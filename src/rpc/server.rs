@@ -181,6 +181,12 @@ pub struct Requests<Req, C = Bincode> {
     _types: PhantomData<fn() -> Req>,
 }
 
+impl<Req, C> Requests<Req, C> {
+    fn new(chan: &CallChannel, codec: Arc<C>) -> Self {
+        Requests { chan: chan.clone(), codec, done: false, _types: PhantomData }
+    }
+}
+
 impl<Req, C: Codec<Req>> Requests<Req, C> {
     /// The next request; `None` once the caller has finished.
     pub async fn recv(&mut self) -> Option<Result<Req, Status>> {
@@ -232,6 +238,12 @@ pub struct Sender<Resp, C = Bincode> {
     chan: CallChannel,
     codec: Arc<C>,
     _types: PhantomData<fn(Resp)>,
+}
+
+impl<Resp, C> Sender<Resp, C> {
+    fn new(chan: &CallChannel, codec: Arc<C>) -> Self {
+        Sender { chan: chan.clone(), codec, _types: PhantomData }
+    }
 }
 
 impl<Resp, C: Codec<Resp>> Sender<Resp, C> {
@@ -324,6 +336,28 @@ impl<C: Send + Sync + 'static> Router<C> {
         self
     }
 
+    /// Registers a method whose call runs the work `make` builds, under the call's deadline and
+    /// watch for the caller leaving; the work's result ends the call (section 17 of the spec).
+    fn route<M, W>(self, name: &'static str, make: M) -> Self
+    where
+        M: Fn(CallChannel, Arc<C>, CallContext) -> W + Send + Sync + 'static,
+        W: Future<Output = Result<Option<Bytes>, Stop>> + Send + 'static,
+    {
+        let codec = self.codec.clone();
+        self.add(
+            name,
+            Arc::new(move |chan: CallChannel, ctx: CallContext| {
+                let deadline = ctx.deadline;
+                let work = make(chan.clone(), codec.clone(), ctx);
+                async move {
+                    let result = run_call(&chan, deadline, work).await;
+                    end_call(&chan, result);
+                }
+                .boxed()
+            }),
+        )
+    }
+
     /// Serves `method` with `handler`: one request in, one response out.
     pub fn unary<Req, Resp, F, Fut>(self, method: Unary<Req, Resp>, handler: F) -> Self
     where
@@ -333,25 +367,15 @@ impl<C: Send + Sync + 'static> Router<C> {
         F: Fn(Req, CallContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
     {
-        let codec = self.codec.clone();
         let handler = Arc::new(handler);
-        self.add(
-            method.name(),
-            Arc::new(move |chan: CallChannel, ctx: CallContext| {
-                let (codec, handler) = (codec.clone(), handler.clone());
-                async move {
-                    let deadline = ctx.deadline;
-                    let work = async {
-                        let req: Req = read_request(&chan, &*codec).await?;
-                        let resp = handler(req, ctx).await?;
-                        Ok(Some(data_message(&*codec, &resp)?))
-                    };
-                    let result = run_call(&chan, deadline, work).await;
-                    end_call(&chan, result);
-                }
-                .boxed()
-            }),
-        )
+        self.route(method.name(), move |chan, codec, ctx| {
+            let handler = handler.clone();
+            async move {
+                let req: Req = read_request(&chan, &*codec).await?;
+                let resp = handler(req, ctx).await?;
+                Ok(Some(data_message(&*codec, &resp)?))
+            }
+        })
     }
 
     /// Serves `method` with `handler`: one request in, responses out through a [`Sender`]
@@ -368,26 +392,15 @@ impl<C: Send + Sync + 'static> Router<C> {
         F: Fn(Req, Sender<Resp, C>, CallContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), Status>> + Send + 'static,
     {
-        let codec = self.codec.clone();
         let handler = Arc::new(handler);
-        self.add(
-            method.name(),
-            Arc::new(move |chan: CallChannel, ctx: CallContext| {
-                let (codec, handler) = (codec.clone(), handler.clone());
-                async move {
-                    let deadline = ctx.deadline;
-                    let work = async {
-                        let req: Req = read_request(&chan, &*codec).await?;
-                        let sender = Sender { chan: chan.clone(), codec, _types: PhantomData };
-                        handler(req, sender, ctx).await?;
-                        Ok(None)
-                    };
-                    let result = run_call(&chan, deadline, work).await;
-                    end_call(&chan, result);
-                }
-                .boxed()
-            }),
-        )
+        self.route(method.name(), move |chan, codec, ctx| {
+            let handler = handler.clone();
+            async move {
+                let req: Req = read_request(&chan, &*codec).await?;
+                handler(req, Sender::new(&chan, codec), ctx).await?;
+                Ok(None)
+            }
+        })
     }
 
     /// Serves `method` with `handler`: requests in through [`Requests`], one response out.
@@ -403,30 +416,14 @@ impl<C: Send + Sync + 'static> Router<C> {
         F: Fn(Requests<Req, C>, CallContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
     {
-        let codec = self.codec.clone();
         let handler = Arc::new(handler);
-        self.add(
-            method.name(),
-            Arc::new(move |chan: CallChannel, ctx: CallContext| {
-                let (codec, handler) = (codec.clone(), handler.clone());
-                async move {
-                    let deadline = ctx.deadline;
-                    let work = async {
-                        let requests = Requests {
-                            chan: chan.clone(),
-                            codec: codec.clone(),
-                            done: false,
-                            _types: PhantomData,
-                        };
-                        let resp = handler(requests, ctx).await?;
-                        Ok(Some(data_message(&*codec, &resp)?))
-                    };
-                    let result = run_call(&chan, deadline, work).await;
-                    end_call(&chan, result);
-                }
-                .boxed()
-            }),
-        )
+        self.route(method.name(), move |chan, codec, ctx| {
+            let handler = handler.clone();
+            async move {
+                let resp = handler(Requests::new(&chan, codec.clone()), ctx).await?;
+                Ok(Some(data_message(&*codec, &resp)?))
+            }
+        })
     }
 
     /// Serves `method` with `handler`: requests in through [`Requests`] and responses out
@@ -439,31 +436,15 @@ impl<C: Send + Sync + 'static> Router<C> {
         F: Fn(Requests<Req, C>, Sender<Resp, C>, CallContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), Status>> + Send + 'static,
     {
-        let codec = self.codec.clone();
         let handler = Arc::new(handler);
-        self.add(
-            method.name(),
-            Arc::new(move |chan: CallChannel, ctx: CallContext| {
-                let (codec, handler) = (codec.clone(), handler.clone());
-                async move {
-                    let deadline = ctx.deadline;
-                    let work = async {
-                        let requests = Requests {
-                            chan: chan.clone(),
-                            codec: codec.clone(),
-                            done: false,
-                            _types: PhantomData,
-                        };
-                        let sender = Sender { chan: chan.clone(), codec, _types: PhantomData };
-                        handler(requests, sender, ctx).await?;
-                        Ok(None)
-                    };
-                    let result = run_call(&chan, deadline, work).await;
-                    end_call(&chan, result);
-                }
-                .boxed()
-            }),
-        )
+        self.route(method.name(), move |chan, codec, ctx| {
+            let handler = handler.clone();
+            async move {
+                let requests = Requests::new(&chan, codec.clone());
+                handler(requests, Sender::new(&chan, codec), ctx).await?;
+                Ok(None)
+            }
+        })
     }
 
     /// Serves the calls that arrive on `session` until it closes, each call a task on the
