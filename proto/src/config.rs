@@ -60,8 +60,10 @@ pub struct Config {
     /// Zero-length DATA frames without FIN the peer may send in a row before the session ends
     /// with LIMIT (CVE-2019-9518); any DATA with payload resets the count. Default 1000.
     pub max_empty_frames: u32,
-    /// Control frames (RESETs) queued for sending before the session ends with LIMIT: a peer
-    /// that provokes replies but does not read them (CVE-2019-9515). Default 1024.
+    /// RESETs the peer provoked (refused opens, channel violations) queued for sending before
+    /// the session ends with LIMIT: a peer that provokes replies but does not read them
+    /// (CVE-2019-9515). Resets the application makes are not counted: one per channel at most.
+    /// Default 1024.
     pub max_control_queue: usize,
     /// Seed of the channel table's hash. Peers choose channel ids, so a seed they cannot know
     /// keeps them from choosing ids that collide; the `wsmux` crate draws a random one for

@@ -502,3 +502,29 @@ fn read_finished_once_everything_before_the_fin_is_read() {
     assert!(!pair.client.read_finished(id), "the server's side is still open");
     assert_eq!(read_message(&mut pair.server, id), Ok(Got::End));
 }
+
+#[test]
+fn the_application_resetting_many_channels_at_once_is_not_a_peer_violation() {
+    // More channels than the control queue holds, all open on the wire, then all reset by the
+    // application before anything is transmitted: every RESET must still go out.
+    let mut config = Config::default();
+    config.max_channels = 2000;
+    config.max_control_queue = 100;
+    config.accept_backlog = 1000; // the server holds every open unaccepted, refusing none
+    let mut pair = Pair::with(config.clone(), config);
+    let ids: Vec<_> = (0..500)
+        .map(|_| pair.client.open("x", Bytes::new(), Some(b("hi")), false).unwrap())
+        .collect();
+    pair.drive();
+    for &id in &ids {
+        pair.client.reset(id, ErrorCode::CANCEL, "done");
+    }
+    assert!(
+        !pair.client.is_closed(),
+        "our own resets must not end the session: {:?}",
+        pair.client.error()
+    );
+    pair.drive();
+    assert!(!pair.server.is_closed());
+    assert_eq!(pair.server.stats().resets_received, 500);
+}

@@ -155,7 +155,7 @@ impl Session {
             if !self.local_resets.take(now) {
                 return self.violation(ErrorCode::LIMIT, "too many refused opens");
             }
-            return self.push_reset(id, code, reason);
+            return self.push_reset(id, code, reason, true);
         }
         let ch = Channel::new(id, self.peer.initial_window, self.local.initial_window);
         self.channels.insert(id, Box::new(ch));

@@ -447,7 +447,9 @@ impl Session {
     /// Resets `id` in both directions with `code`; unread and unsent data is dropped.
     pub fn reset(&mut self, id: ChannelId, code: ErrorCode, reason: &str) {
         let error = ChannelError::LocallyReset { code, reason: reason.to_owned() };
-        self.reset_channel(id, code, reason, error);
+        // The application's own resets are bounded by its channels (one RESET each), not by
+        // the control queue: that bound is for replies the peer provokes.
+        self.reset_channel(id, code, reason, error, false);
     }
 
     /// The application dropped its handle to `id`. If the peer may still send, the channel is
@@ -661,8 +663,10 @@ impl Session {
         self.check_drained();
     }
 
-    fn push_reset(&mut self, id: ChannelId, code: ErrorCode, reason: &str) {
-        if self.control.len() >= self.config.max_control_queue {
+    /// Queues a RESET. One the peer provoked (`provoked`) counts against the control queue's
+    /// bound: a peer that provokes replies and does not read them ends the session.
+    fn push_reset(&mut self, id: ChannelId, code: ErrorCode, reason: &str, provoked: bool) {
+        if provoked && self.control.len() >= self.config.max_control_queue {
             return self.violation(ErrorCode::LIMIT, "control queue full: peer is not reading");
         }
         self.control.push_back(Frame::Reset { id, code, reason: reason.to_owned() });
@@ -673,10 +677,18 @@ impl Session {
         if !self.local_resets.take(now) {
             return self.violation(ErrorCode::LIMIT, "too many channels reset because of the peer");
         }
-        self.reset(id, code, reason);
+        let error = ChannelError::LocallyReset { code, reason: reason.to_owned() };
+        self.reset_channel(id, code, reason, error, true);
     }
 
-    fn reset_channel(&mut self, id: ChannelId, code: ErrorCode, reason: &str, err: ChannelError) {
+    fn reset_channel(
+        &mut self,
+        id: ChannelId,
+        code: ErrorCode,
+        reason: &str,
+        err: ChannelError,
+        provoked: bool,
+    ) {
         let Some(ch) = self.channels.get_mut(&id) else { return };
         if ch.send == SendState::Reset && ch.recv == RecvState::Reset {
             return;
@@ -685,7 +697,7 @@ impl Session {
         let tell_peer = ch.pending_open.is_none() && !ch.wire_done();
         ch.set_reset(err);
         if tell_peer {
-            self.push_reset(id, code, reason);
+            self.push_reset(id, code, reason, provoked);
         }
         self.wake_both(id);
         self.settle(id);
