@@ -124,7 +124,7 @@ pub(crate) fn check(
         return Err(r);
     }
     let key = req.header("sec-websocket-key").unwrap_or("");
-    if key.len() != 24 {
+    if !is_websocket_key(key) {
         return Err(Refusal::new(400, "missing or malformed Sec-WebSocket-Key"));
     }
     if let Some(expected) = path {
@@ -273,6 +273,14 @@ where
     Ok(())
 }
 
+/// Whether `key` is what RFC 6455 section 4.1 asks for: 16 bytes in base64, that is 22
+/// base64 characters and `==` (the last character carries 2 bits, so it is one of `AQgw`).
+fn is_websocket_key(key: &str) -> bool {
+    let b = key.as_bytes();
+    let base64 = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    b.len() == 24 && b[..22].iter().all(base64) && b"AQgw".contains(&b[21]) && &b[22..] == b"=="
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +320,10 @@ mod tests {
         assert_eq!(status(request(&[("upgrade", "")])), 426);
         assert_eq!(status(request(&[("sec-websocket-version", "8")])), 426);
         assert_eq!(status(request(&[("sec-websocket-key", "short")])), 400);
+        // 24 characters, but not 16 bytes in base64.
+        assert_eq!(status(request(&[("sec-websocket-key", "!!!!!!!!!!!!!!!!!!!!!!==")])), 400);
+        assert_eq!(status(request(&[("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZR==")])), 400);
+        assert_eq!(status(request(&[("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQAA")])), 400);
         assert_eq!(status(request(&[("sec-websocket-protocol", "chat")])), 400);
         assert_eq!(status(request(&[("origin", "https://evil.example")])), 403);
         let mut wrong_path = request(&[]);
