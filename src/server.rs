@@ -26,7 +26,8 @@ pub struct ServerConfig {
     pub path: Option<String>,
     /// Which browser origins may connect. Default: same host only; no Origin is allowed.
     pub origins: OriginPolicy,
-    /// Upgrades in progress at once; more connections are answered 503 at once. Default 256
+    /// Upgrades in progress at once; more connections are answered 503 at once (and past as
+    /// many 503 answers in progress, closed without one). Default 256
     /// (slowloris clients hold at most this many slots, each for at most the timeout).
     pub max_pending_handshakes: usize,
     /// Live sessions at once; more are answered 503. Default 10,000.
@@ -115,6 +116,8 @@ mod listener {
     struct Limits {
         config: ServerConfig,
         pending: AtomicUsize,
+        /// Busy refusals lingering right now.
+        refusing: AtomicUsize,
         next_id: AtomicU64,
         connections: AtomicU64,
         live: Arc<DashMap<u64, Shared>>,
@@ -131,6 +134,7 @@ mod listener {
             let limits = Arc::new(Limits {
                 config,
                 pending: AtomicUsize::new(0),
+                refusing: AtomicUsize::new(0),
                 next_id: AtomicU64::new(0),
                 connections: AtomicU64::new(0),
                 live: live.clone(),
@@ -208,8 +212,14 @@ mod listener {
             || limits.live.len() >= limits.config.max_sessions;
         if busy {
             limits.pending.fetch_sub(1, Ordering::AcqRel);
-            let refusal = Refusal::new(503, "server busy; retry later");
-            let _ = handshake::refuse(&mut stream, &refusal).await;
+            // A refusal lingers (up to a second) so the client reads it; past as many lingering
+            // refusals as pending handshakes, a connection is closed without an answer.
+            if limits.refusing.fetch_add(1, Ordering::AcqRel) < limits.config.max_pending_handshakes
+            {
+                let refusal = Refusal::new(503, "server busy; retry later");
+                let _ = handshake::refuse(&mut stream, &refusal).await;
+            }
+            limits.refusing.fetch_sub(1, Ordering::AcqRel);
             return;
         }
         let result = accept(stream, &limits.config).await;

@@ -149,6 +149,36 @@ fn pending_handshakes_are_bounded() {
 }
 
 #[test]
+fn busy_refusals_are_bounded_too() {
+    run(async {
+        let mut config = ServerConfig::default();
+        config.max_pending_handshakes = 1;
+        config.max_sessions = 0; // every connection is refused as busy
+        let (server, _addr) = server_with(config).await;
+        // A silent client gets its 503, and the server lingers on it...
+        let mut first = TcpStream::connect(server.local_addr()).await.unwrap();
+        let mut head = [0u8; 12];
+        first.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 503");
+        // ...so the next one is closed without an answer instead of lingering too.
+        let mut second = TcpStream::connect(server.local_addr()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = second.read_to_end(&mut answer).await;
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+        drop(first);
+        // Once the first refusal is over, busy clients get their 503 again.
+        loop {
+            let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
+            let mut answer = Vec::new();
+            let _ = tcp.read_to_end(&mut answer).await;
+            if answer.starts_with(b"HTTP/1.1 503") {
+                break;
+            }
+        }
+    });
+}
+
+#[test]
 fn connect_reports_a_refused_upgrade() {
     run(async {
         let mut config = ServerConfig::default();
