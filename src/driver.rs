@@ -128,15 +128,31 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     fn write_now(&self, driver: Waker) {
-        // Busy means the driver is polling right now: it will see the frames (this wake makes
+        // Whatever happens (a panic included), the driver hears what it must once the task is
+        // let go: `release` is dropped after `task`.
+        let mut release = Release { cell: self, driver: Some(driver.clone()) };
+        // Busy means the driver is polling right now: it will see the frames (the wake makes
         // it go round again if it already looked).
-        let Some(mut task) = self.try_task() else { return driver.wake() };
-        let done = task.write_inline(&driver);
-        drop(task);
-        if self.wanted.swap(false, Ordering::SeqCst) {
-            self.waker.wake();
+        let Some(mut task) = self.try_task() else { return };
+        if task.write_inline(&driver) {
+            release.driver = None; // nothing left for the driver to do
         }
-        if !done {
+    }
+}
+
+/// Ends a handle's inline write: wakes the driver if it found the task busy meanwhile, or if
+/// the write left it something to do (or panicked).
+struct Release<'a, S> {
+    cell: &'a Cell<S>,
+    driver: Option<Waker>,
+}
+
+impl<S> Drop for Release<'_, S> {
+    fn drop(&mut self) {
+        if self.cell.wanted.swap(false, Ordering::SeqCst) {
+            self.cell.waker.wake();
+        }
+        if let Some(driver) = self.driver.take() {
             driver.wake();
         }
     }
@@ -319,7 +335,12 @@ where
         let mut inner = self.shared.lock();
         park(&mut inner.driver, waker);
         inner.dispatch_events();
-        !self.write_done && !inner.proto.is_closed() && !self.timer_moved_up(&inner)
+        // Frames another handle queued while this one wrote found no waker to take (it was
+        // out, with us): the driver writes them.
+        !self.write_done
+            && !inner.proto.is_closed()
+            && !inner.proto.has_transmit()
+            && !self.timer_moved_up(&inner)
     }
 
     /// Whether proto's next deadline is now earlier than the one the driver's timer is set for.
