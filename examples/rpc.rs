@@ -66,7 +66,10 @@ impl Store {
         let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
         // A watcher that is gone or too far behind is dropped.
         watchers.retain_mut(|(prefix, tx)| {
-            !change.key.starts_with(prefix.as_str()) || tx.try_send(change.clone()).is_ok()
+            if !change.key.starts_with(prefix.as_str()) {
+                return !tx.is_closed();
+            }
+            tx.try_send(change.clone()).is_ok()
         });
         previous
     }

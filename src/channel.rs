@@ -159,12 +159,16 @@ impl Channel {
     /// Finishes this side: the peer reads the queued messages, then the end. Waits until the
     /// FIN is handed to the connection. Finishing twice is harmless.
     pub async fn finish(&mut self) -> Result<(), Error> {
-        {
-            let mut inner = self.shared.lock();
-            inner.proto.finish(self.id)?;
-            inner.after_command();
-        }
+        self.start_finish()?;
         self.flush().await
+    }
+
+    /// Queues FIN after the queued messages, without waiting for it to leave.
+    pub(crate) fn start_finish(&mut self) -> Result<(), Error> {
+        let mut inner = self.shared.lock();
+        inner.proto.finish(self.id)?;
+        inner.after_command();
+        Ok(())
     }
 
     /// Sends a last message and finishes, so both leave in ONE frame when the message fits:
@@ -204,7 +208,7 @@ impl Channel {
         poll_fn(|cx| self.poll_flushed(cx)).await
     }
 
-    fn poll_flushed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    pub(crate) fn poll_flushed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut inner = self.shared.lock();
         match inner.proto.poll_flushed(self.id) {
             Ok(true) => Poll::Ready(Ok(())),

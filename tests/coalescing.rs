@@ -1,27 +1,31 @@
 //! Write coalescing: the driver writes every ready frame and flushes once, not once per frame;
-//! a handle that sends while the driver is idle writes at once, at most once per driver poll.
+//! a handle that sends while the driver is idle writes at once, at most once per driver poll,
+//! and never strands another handle's frames.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::executor::block_on;
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 
-use common::TestIo;
+use common::{FlushHook, TestIo};
 use wsmux::server::ServerConfig;
 use wsmux::{Config, OpenOptions, Session};
 
 /// A client and a server session whose drivers run in `pool` (one thread: nothing runs between
-/// our commands unless we run the pool), settled, with the client's flush counter.
-fn settled_pair(pool: &mut LocalPool) -> (Session, Session, Arc<AtomicUsize>) {
+/// our commands unless we run the pool), settled, with the client transport's flush counter
+/// and flush hook.
+fn settled_pair(pool: &mut LocalPool) -> (Session, Session, Arc<AtomicUsize>, FlushHook) {
     let spawner = pool.spawner();
     let flushes = Arc::new(AtomicUsize::new(0));
-    let counter = flushes.clone();
+    let hook = FlushHook::default();
+    let (counter, client_hook) = (flushes.clone(), hook.clone());
     let (client, server) = pool.run_until(async move {
         let listener = async_std::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -33,6 +37,7 @@ fn settled_pair(pool: &mut LocalPool) -> (Session, Session, Arc<AtomicUsize>) {
             let tcp = async_std::net::TcpStream::connect(addr).await.unwrap();
             let mut tcp = TestIo::new(tcp);
             tcp.flushes = counter;
+            tcp.flush_hook = client_hook;
             wsmux::client::connect_on(tcp, &format!("ws://{addr}/mux"), Config::default())
                 .await
                 .unwrap()
@@ -51,13 +56,13 @@ fn settled_pair(pool: &mut LocalPool) -> (Session, Session, Arc<AtomicUsize>) {
     // 100 channels may be opened, the spec default.
     pool.run_until(client.ping()).unwrap();
     pool.run_until_stalled();
-    (client, server, flushes)
+    (client, server, flushes, hook)
 }
 
 #[test]
 fn frames_ready_together_leave_with_one_flush() {
     let mut pool = LocalPool::new();
-    let (client, server, flushes) = settled_pair(&mut pool);
+    let (client, server, flushes, _hook) = settled_pair(&mut pool);
     let before = flushes.load(Ordering::SeqCst);
 
     // 200 requests, each an OPEN with a message and FIN: 200 frames ready at once.
@@ -85,7 +90,7 @@ fn frames_ready_together_leave_with_one_flush() {
 #[test]
 fn a_message_sent_while_the_driver_is_idle_leaves_at_once_and_the_next_ones_are_batched() {
     let mut pool = LocalPool::new();
-    let (client, server, flushes) = settled_pair(&mut pool);
+    let (client, server, flushes, _hook) = settled_pair(&mut pool);
     let mut ch = client.try_open(OpenOptions::new("echo")).unwrap();
     // The OPEN was the handle's write since the driver's last poll; a round trip has the
     // driver poll again (as any frame from the peer does).
@@ -111,4 +116,46 @@ fn a_message_sent_while_the_driver_is_idle_leaves_at_once_and_the_next_ones_are_
         got
     });
     assert_eq!(got, [&b"one"[..], b"two", b"three"]);
+}
+
+/// Handle B queues a frame while handle A's inline write is between its last look at proto and
+/// re-parking the driver's waker (here: inside A's flush, from another thread). B finds no
+/// waker to take; A must then wake the driver itself.
+#[test]
+fn a_frame_queued_during_an_inline_flush_is_not_stranded() {
+    let mut pool = LocalPool::new();
+    let (client, server, _flushes, hook) = settled_pair(&mut pool);
+    let mut a = client.try_open(OpenOptions::new("a")).unwrap();
+    let b = client.try_open(OpenOptions::new("b")).unwrap();
+    // A round trip: the OPENs are out and the driver polled again (inline writes re-armed).
+    pool.run_until(client.ping()).unwrap();
+    pool.run_until_stalled();
+
+    let b = Arc::new(Mutex::new(b));
+    let b2 = b.clone();
+    *hook.lock().unwrap() = Some(Box::new(move || {
+        std::thread::spawn(move || b2.lock().unwrap().start_send(Bytes::from_static(b"from b")))
+            .join()
+            .unwrap()
+            .unwrap();
+    }));
+    // The pool is not run: A writes inline, and the hook runs inside its flush.
+    block_on(a.send(Bytes::from_static(b"from a"))).unwrap();
+    assert!(hook.lock().unwrap().is_none(), "the hook ran");
+
+    let got = pool.run_until(async {
+        let recv = async {
+            let mut x = server.accept().await.unwrap().accept();
+            let mut y = server.accept().await.unwrap().accept();
+            (x.recv().await.unwrap().unwrap(), y.recv().await.unwrap().unwrap())
+        };
+        // Nothing else would wake the client's driver: a stranded frame shows as a timeout.
+        let timeout = futures_timer::Delay::new(Duration::from_secs(2));
+        match futures::future::select(Box::pin(recv), timeout).await {
+            futures::future::Either::Left((got, _)) => Some(got),
+            futures::future::Either::Right(_) => None,
+        }
+    });
+    let (from_a, from_b) = got.expect("B's message never left: the driver was not woken");
+    assert_eq!((&from_a[..], &from_b[..]), (&b"from a"[..], &b"from b"[..]));
 }

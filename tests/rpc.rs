@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::channel::{mpsc, oneshot};
+use futures::channel::mpsc;
 use futures::StreamExt;
 
 use common::*;
@@ -139,36 +139,26 @@ fn an_undecodable_request_is_invalid_argument_and_the_session_keeps_working() {
     });
 }
 
-/// Tells the test when a handler starts and when its future is dropped.
-struct Probe {
-    started: mpsc::UnboundedSender<()>,
-    dropped: Option<oneshot::Sender<()>>,
-}
+/// Sends `()` when dropped: tells the test that a handler's future is gone.
+struct OnDrop(mpsc::UnboundedSender<()>);
 
-impl Drop for Probe {
+impl Drop for OnDrop {
     fn drop(&mut self) {
-        match self.dropped.take() {
-            Some(dropped) => {
-                let _ = dropped.send(());
-            }
-            None => {
-                let _ = self.started.unbounded_send(());
-            }
-        }
+        let _ = self.0.unbounded_send(());
     }
 }
 
-/// A router whose `stall` method never answers, and a way to watch its handler.
-fn stalling(
-) -> (Router, mpsc::UnboundedReceiver<()>, mpsc::UnboundedReceiver<oneshot::Receiver<()>>) {
+/// A router whose `stall` method never answers, with receivers that hear when one of its
+/// handlers starts and when its future is dropped.
+fn stalling() -> (Router, mpsc::UnboundedReceiver<()>, mpsc::UnboundedReceiver<()>) {
     let (started_tx, started) = mpsc::unbounded();
     let (dropped_tx, dropped) = mpsc::unbounded();
     let router = Router::new().unary(STALL, move |(), _| {
-        let (tx, rx) = oneshot::channel();
-        dropped_tx.unbounded_send(rx).unwrap();
-        let probe = Probe { started: started_tx.clone(), dropped: Some(tx) };
+        let on_drop = OnDrop(dropped_tx.clone());
+        let started = started_tx.clone();
         async move {
-            probe.started.unbounded_send(()).unwrap();
+            let _on_drop = on_drop;
+            started.unbounded_send(()).unwrap();
             futures::future::pending::<Result<(), Status>>().await
         }
     });
@@ -186,7 +176,7 @@ fn the_caller_gets_deadline_exceeded_at_once_and_the_handler_is_stopped() {
         let status = client.unary_with(&STALL, &(), options).await.unwrap_err();
         assert_eq!(status.code(), Code::DEADLINE_EXCEEDED);
         started.next().await.unwrap();
-        dropped.next().await.unwrap().await.unwrap(); // the handler's future was dropped
+        dropped.next().await.unwrap(); // the handler's future was dropped
     });
 }
 
@@ -203,7 +193,7 @@ fn the_callee_enforces_the_deadline_it_was_sent() {
         let answer = ch.recv().await.unwrap().unwrap();
         assert_eq!(answer[..3], [1, 0, 4], "a STATUS with DEADLINE_EXCEEDED");
         assert_eq!(ch.recv().await.unwrap(), None);
-        dropped.next().await.unwrap().await.unwrap();
+        dropped.next().await.unwrap();
     });
 }
 
@@ -218,7 +208,7 @@ fn dropping_the_call_stops_the_handler() {
         };
         started.next().await.unwrap();
         call.cancel().await; // drops the call's future: its channel is reset with CANCEL
-        dropped.next().await.unwrap().await.unwrap();
+        dropped.next().await.unwrap();
         assert_eq!(client.unary(&ADD, &(1, 1)).await.unwrap_err().code(), Code::UNIMPLEMENTED);
     });
 }
@@ -336,13 +326,7 @@ fn a_streaming_call_dropped_midway_stops_its_handler() {
         let router = Router::new().server_streaming(FOREVER, move |(), mut tx, _| {
             let stopped = stopped_tx.clone();
             async move {
-                struct Guard(mpsc::UnboundedSender<()>);
-                impl Drop for Guard {
-                    fn drop(&mut self) {
-                        let _ = self.0.unbounded_send(());
-                    }
-                }
-                let _guard = Guard(stopped);
+                let _on_drop = OnDrop(stopped);
                 for i in 0.. {
                     tx.send(&i).await?;
                 }
@@ -410,7 +394,7 @@ fn requests_end_once_the_caller_is_gone_so_a_handler_skipping_errors_stops() {
             let stopped = stopped_tx.clone();
             async move {
                 stopped.unbounded_send(()).unwrap();
-                let _probe = Probe { started: stopped, dropped: None };
+                let _on_drop = OnDrop(stopped);
                 let n = reqs.filter_map(|r| async move { r.ok() }).count().await;
                 Ok(n as u32)
             }

@@ -30,11 +30,14 @@ pub(crate) enum Value {
     Calls { rate: f64, p50: Duration, p99: Duration, n: usize },
 }
 
-fn calls(mut samples: Vec<Duration>, elapsed: Duration) -> Value {
-    let n = samples.len();
-    samples.sort();
-    let at = |p: f64| samples[((n - 1) as f64 * p).round() as usize];
-    Value::Calls { rate: n as f64 / elapsed.as_secs_f64(), p50: at(0.50), p99: at(0.99), n }
+/// Calls per second over `elapsed`, with the latency percentiles of `samples`.
+fn calls(samples: Vec<Duration>, elapsed: Duration) -> Value {
+    match latency(samples) {
+        Value::Latency { p50, p99, n } => {
+            Value::Calls { rate: n as f64 / elapsed.as_secs_f64(), p50, p99, n }
+        }
+        other => other,
+    }
 }
 
 pub(crate) fn latency(mut samples: Vec<Duration>) -> Value {

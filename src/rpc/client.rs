@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -352,28 +352,21 @@ impl<C> Call<C> {
     /// Ends the requests, within the deadline. A callee that already ended the call (its FIN
     /// arrived) makes this a success: the responses tell the outcome.
     async fn finish(&mut self) -> Result<(), Status> {
-        let Call { ch, timer, done, .. } = self;
-        let finished = {
-            let mut finishing = pin!(ch.finish());
-            poll_fn(|cx| {
-                if let Some(timer) = timer.as_mut() {
-                    if !*done && timer.poll_unpin(cx).is_ready() {
-                        return Poll::Ready(None);
-                    }
-                }
-                finishing.as_mut().poll(cx).map(Some)
-            })
-            .await
+        let finished = match self.ch.start_finish() {
+            Err(e) => Err(e),
+            // The outer error is the deadline (the call is over), the inner one the channel's.
+            Ok(()) => {
+                poll_fn(|cx| match self.poll_deadline(cx) {
+                    Poll::Ready(status) => Poll::Ready(Err(status)),
+                    Poll::Pending => self.ch.poll_flushed(cx).map(Ok),
+                })
+                .await?
+            }
         };
         match finished {
-            Some(Ok(())) => Ok(()),
-            Some(Err(_)) if self.ch.fin_received() => Ok(()),
-            Some(Err(e)) => Err(self.callee_status().unwrap_or_else(|| Status::from_error(&e))),
-            None => {
-                self.done = true;
-                self.ch.reset(ErrorCode::CANCEL, "deadline exceeded");
-                Err(Status::deadline_exceeded("deadline exceeded"))
-            }
+            Ok(()) => Ok(()),
+            Err(_) if self.ch.fin_received() => Ok(()),
+            Err(e) => Err(self.callee_status().unwrap_or_else(|| Status::from_error(&e))),
         }
     }
 

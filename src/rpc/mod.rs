@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::error::Error;
-use crate::{ChannelError, ErrorCode, OpenError, SessionError};
+use crate::{ChannelError, ErrorCode, OpenError};
 
 pub use client::{BidiCall, CallOptions, Client, ClientStreamingCall, Responses};
 pub use server::{CallContext, Requests, Router, Sender};
@@ -107,7 +107,7 @@ impl Status {
                 code => Status::unknown(format!("the peer reset the call ({code}): {reason}")),
             },
             Error::Channel(ChannelError::Session(e)) | Error::Session(e) => {
-                Status::unavailable(session_text(e))
+                Status::unavailable(format!("the session ended: {e}"))
             }
             Error::Channel(ChannelError::MessageTooLarge { size, max }) => {
                 Status::resource_exhausted(format!(
@@ -127,10 +127,6 @@ impl Status {
             other => Status::unavailable(other.to_string()),
         }
     }
-}
-
-fn session_text(e: &SessionError) -> String {
-    format!("the session ended: {e}")
 }
 
 impl From<Status> for std::io::Error {

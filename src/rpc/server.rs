@@ -501,8 +501,9 @@ impl<C: Send + Sync + 'static> Router<C> {
                 return answer_now(incoming, Status::invalid_argument(format!("call header: {e}")))
             }
         };
-        let deadline = (header.timeout_ms > 0)
-            .then(|| Instant::now() + Duration::from_millis(u64::from(header.timeout_ms)));
+        let timeout = Duration::from_millis(u64::from(header.timeout_ms));
+        let deadline =
+            (header.timeout_ms > 0).then(|| Instant::now().checked_add(timeout)).flatten();
         let ctx = CallContext {
             method: incoming.route().to_owned(),
             deadline,

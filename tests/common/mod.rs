@@ -5,7 +5,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -72,17 +72,27 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A transport for fault and behaviour tests: counts flushes, and fails every write with
-/// `BrokenPipe` once `write_budget` bytes have been written (if set).
+/// Code to run once, inside a transport's next flush (see [`TestIo::flush_hook`]).
+pub type FlushHook = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
+
+/// A transport for fault and behaviour tests: counts flushes, runs `flush_hook` (once, when
+/// armed) at the start of a flush, and fails every write with `BrokenPipe` once
+/// `write_budget` bytes have been written (if set).
 pub struct TestIo<S> {
     pub inner: S,
     pub flushes: Arc<AtomicUsize>,
+    pub flush_hook: FlushHook,
     pub write_budget: Option<usize>,
 }
 
 impl<S> TestIo<S> {
     pub fn new(inner: S) -> Self {
-        TestIo { inner, flushes: Arc::new(AtomicUsize::new(0)), write_budget: None }
+        TestIo {
+            inner,
+            flushes: Arc::new(AtomicUsize::new(0)),
+            flush_hook: FlushHook::default(),
+            write_budget: None,
+        }
     }
 }
 
@@ -115,6 +125,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TestIo<S> {
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.flushes.fetch_add(1, Ordering::SeqCst);
+        let hook = self.flush_hook.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(hook) = hook {
+            hook();
+        }
         Pin::new(&mut self.inner).poll_flush(cx)
     }
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
