@@ -24,6 +24,16 @@ pub enum Error {
     /// The peer's upgrade did not meet wsmux's requirements (subprotocol, Origin, status).
     #[error("handshake refused: {0}")]
     Handshake(String),
+    /// The server answered the upgrade with an HTTP error instead of switching protocols: its
+    /// status (401 or 403 from an authorization hook, 403 Origin, 404 path, 503 busy...) and the
+    /// body's sentence.
+    #[error("the server refused the upgrade with HTTP {status}: {message}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The response body, trimmed.
+        message: String,
+    },
     /// The URL is not a `ws://` URL wsmux can connect to.
     #[error("invalid url: {0}")]
     Url(String),

@@ -36,6 +36,35 @@ impl UpgradeRequest {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
+    /// The value of query parameter `name`, percent-decoded (`+` is a space), or `None` if the
+    /// query has no such parameter. Browsers cannot set headers on a WebSocket, so a token in
+    /// the URL (`wss://host/mux?token=...`) is how a page authenticates.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query
+            .split('&')
+            .filter_map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(k) == name).then(|| percent_decode(v))
+            })
+            .next()
+    }
+
+    /// The value of cookie `name` from the `Cookie` headers, as sent.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "cookie")
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The `Origin` header: present when a browser page connects.
+    pub fn origin(&self) -> Option<&str> {
+        self.header("origin")
+    }
+
     fn header_tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
@@ -43,6 +72,32 @@ impl UpgradeRequest {
             .flat_map(|(_, v)| v.split(','))
             .map(str::trim)
     }
+}
+
+/// Decodes `%XX` escapes and `+` (a space in a query); malformed escapes stay as they are and
+/// bytes that are not UTF-8 become U+FFFD.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b'+', ..) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, ..) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A refusal: status, reason sentence, and extra headers.
@@ -220,10 +275,12 @@ where
 {
     let reason = match refusal.status {
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         426 => "Upgrade Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Error",

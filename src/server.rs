@@ -1,12 +1,16 @@
 //! The server endpoint: listen, upgrade with subprotocol negotiation and an Origin policy,
 //! and hand out sessions.
 
+use std::any::Any;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_tungstenite::tungstenite::protocol::Role;
 use async_tungstenite::WebSocketStream;
+use futures::future::BoxFuture;
 use futures::io::{AsyncRead, AsyncWrite};
+use futures::FutureExt;
 
 use crate::config::Config;
 use crate::driver::Driver;
@@ -34,6 +38,109 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// Sessions upgraded and waiting for [`Server::accept`]. Default 128.
     pub accept_backlog: usize,
+    /// Decides, before the upgrade, whether a request may have a session. Default none:
+    /// every request that passes the path, subprotocol and Origin checks is upgraded. Set it
+    /// with [`ServerConfig::authorize`].
+    pub authorize: Option<Authorizer>,
+}
+
+/// A refused upgrade: the HTTP status and the sentence the client gets, before any WebSocket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    status: u16,
+    message: String,
+}
+
+impl Rejection {
+    /// Refuses with `status` (a 4xx or 5xx; anything else becomes 403) and `message`.
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        let status = if (400..=599).contains(&status) { status } else { 403 };
+        Rejection { status, message: message.into() }
+    }
+
+    /// 401: no credentials, or credentials that do not check out.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Rejection::new(401, message)
+    }
+
+    /// 403: the credentials are good but do not allow this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Rejection::new(403, message)
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The sentence sent as the response body.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+type Grant = Arc<dyn Any + Send + Sync>;
+type AuthorizeFn =
+    dyn Fn(&UpgradeRequest) -> BoxFuture<'static, Result<Grant, Rejection>> + Send + Sync;
+
+/// The authorization hook of a server (see [`ServerConfig::authorize`]).
+#[derive(Clone)]
+pub struct Authorizer(Arc<AuthorizeFn>);
+
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authorizer(..)")
+    }
+}
+
+/// What a server learned of its peer during the upgrade.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) request: UpgradeRequest,
+    pub(crate) grant: Option<Grant>,
+}
+
+impl ServerConfig {
+    /// Sets the authorization hook. It sees each upgrade request that passed the path,
+    /// subprotocol and Origin checks (path, query, headers, cookies, Origin) and answers, under
+    /// the handshake timeout and within `max_pending_handshakes`:
+    /// - `Ok(value)`: the upgrade goes ahead, and `value` stays with the session
+    ///   ([`Session::auth`]), for handlers to know who calls;
+    /// - `Err(rejection)`: the client gets the rejection's HTTP status and sentence, and no
+    ///   session is created.
+    ///
+    /// The hook takes the request by reference and returns a `'static` future: read what you
+    /// need first, then move it into the future (which may look the token up elsewhere).
+    ///
+    /// ```
+    /// use wsmux::server::{Rejection, ServerConfig};
+    ///
+    /// struct User(String);
+    ///
+    /// let config = ServerConfig::default().authorize(|req| {
+    ///     // Browsers cannot set headers on a WebSocket: the page puts the token in the URL.
+    ///     let token = req.query_param("token");
+    ///     async move {
+    ///         match token.as_deref() {
+    ///             Some("s3cret") => Ok(User("ada".into())),
+    ///             Some(_) => Err(Rejection::forbidden("unknown token")),
+    ///             None => Err(Rejection::unauthorized("a token is required")),
+    ///         }
+    ///     }
+    /// });
+    /// ```
+    pub fn authorize<F, Fut, T>(mut self, hook: F) -> Self
+    where
+        F: Fn(&UpgradeRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, Rejection>> + Send + 'static,
+        T: Any + Send + Sync,
+    {
+        let hook = move |req: &UpgradeRequest| {
+            hook(req).map(|r| r.map(|value| Arc::new(value) as Grant)).boxed()
+        };
+        self.authorize = Some(Authorizer(Arc::new(hook)));
+        self
+    }
 }
 
 impl Default for ServerConfig {
@@ -45,6 +152,7 @@ impl Default for ServerConfig {
             max_pending_handshakes: 256,
             max_sessions: 10_000,
             accept_backlog: 128,
+            authorize: None,
         }
     }
 }
@@ -66,12 +174,15 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let checked = match handshake::read_request(&mut stream).await {
-        Ok(req) => handshake::check(&req, config.path.as_deref(), &config.origins),
+        Ok(req) => match handshake::check(&req, config.path.as_deref(), &config.origins) {
+            Ok(key) => authorize(config, req).await.map(|peer| (key, peer)),
+            Err(refusal) => Err(refusal),
+        },
         Err(HeadError::Io(e)) => return Err(e.into()),
         Err(HeadError::Refused(r)) => Err(r),
     };
-    let accept_key = match checked {
-        Ok(key) => key,
+    let (accept_key, peer) = match checked {
+        Ok(checked) => checked,
         Err(refusal) => {
             // The peer may already be gone; the refusal is what matters.
             let _ = handshake::refuse(&mut stream, &refusal).await;
@@ -81,7 +192,21 @@ where
     handshake::switch(&mut stream, &accept_key).await?;
     let ws_config = config.session.websocket();
     let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await;
-    Ok(Session::server(ws, config.session.clone()))
+    let (session, driver) = Session::server(ws, config.session.clone());
+    session.shared().set_peer(peer);
+    Ok((session, driver))
+}
+
+/// Runs the authorization hook, if any, on a request that passed the protocol checks.
+async fn authorize(config: &ServerConfig, request: UpgradeRequest) -> Result<Peer, Refusal> {
+    let grant = match &config.authorize {
+        None => None,
+        Some(hook) => match (hook.0)(&request).await {
+            Ok(grant) => Some(grant),
+            Err(r) => return Err(Refusal::new(r.status, r.message)),
+        },
+    };
+    Ok(Peer { request, grant })
 }
 
 #[cfg(any(feature = "async-std", feature = "smol", feature = "tokio"))]

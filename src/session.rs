@@ -106,6 +106,19 @@ impl Session {
         (Session { shared }, driver)
     }
 
+    /// The upgrade request a server session came from: path, query, headers (cookies, Origin).
+    /// `None` on a client session, and on one started with [`Session::server`] directly.
+    pub fn upgrade_request(&self) -> Option<&crate::server::UpgradeRequest> {
+        self.shared.peer().map(|p| &p.request)
+    }
+
+    /// What the server's authorization hook ([`crate::server::ServerConfig::authorize`])
+    /// granted this session, if it is a `T`: the user, claims, tenant... `None` on a client
+    /// session or without a hook.
+    pub fn auth<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.shared.peer()?.grant.as_deref()?.downcast_ref()
+    }
+
     /// Which end this is.
     pub fn side(&self) -> Side {
         self.shared.lock().proto.side()

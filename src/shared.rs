@@ -165,6 +165,9 @@ pub(crate) trait WriteNow: Send + Sync {
 struct State {
     inner: Mutex<Inner>,
     writer: OnceLock<Weak<dyn WriteNow>>,
+    /// What a server learned of its peer during the upgrade; set once, before the session is
+    /// handed out.
+    peer: OnceLock<crate::server::Peer>,
 }
 
 impl std::fmt::Debug for State {
@@ -194,12 +197,22 @@ impl Shared {
             defer_wakes: false,
             write_now: None,
         });
-        Shared(Arc::new(State { inner, writer: OnceLock::new() }))
+        Shared(Arc::new(State { inner, writer: OnceLock::new(), peer: OnceLock::new() }))
     }
 
     /// Lets handles write through the driver (see [`WriteNow`]); set once, by the driver.
     pub(crate) fn set_writer(&self, writer: Weak<dyn WriteNow>) {
         let _ = self.0.writer.set(writer);
+    }
+
+    /// Records what the upgrade told about the peer (once; later calls are ignored).
+    pub(crate) fn set_peer(&self, peer: crate::server::Peer) {
+        let _ = self.0.peer.set(peer);
+    }
+
+    /// What the upgrade told about the peer, on a server session.
+    pub(crate) fn peer(&self) -> Option<&crate::server::Peer> {
+        self.0.peer.get()
     }
 
     /// Locks the state. A panic while locked (a bug) must not wedge every other handle, so a

@@ -1,0 +1,24 @@
+//! The frame decoder, and the RPC profile's decoders, on arbitrary bytes: no panic, and
+//! whatever decodes re-encodes to something that decodes to the same value.
+
+#![no_main]
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use wsmux_proto::rpc::{CallHeader, CallMessage};
+use wsmux_proto::Frame;
+
+fuzz_target!(|data: &[u8]| {
+    let bytes = Bytes::copy_from_slice(data);
+    if let Ok(frame) = Frame::decode(bytes.clone()) {
+        let again = Frame::decode(frame.to_bytes()).expect("an encoded frame decodes");
+        assert_eq!(again, frame, "decode(encode(frame)) differs");
+        assert_eq!(frame.encoded_len(), frame.to_bytes().len());
+    }
+    if let Ok(header) = CallHeader::decode(&bytes) {
+        assert_eq!(CallHeader::decode(&header.encode()).as_ref(), Ok(&header));
+    }
+    if let Ok(message) = CallMessage::decode(&bytes) {
+        assert_eq!(CallMessage::decode(&message.encode()).as_ref(), Ok(&message));
+    }
+});
