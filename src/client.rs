@@ -27,10 +27,45 @@ where
     let request = request.into_client_request()?;
     let timeout = config.handshake_timeout;
     crate::timeout(timeout, "connect", async {
-        let (host, port) = host_port(request.uri())?;
+        let (host, port) = host_port(request.uri(), false)?;
         let tcp = crate::rt::connect(&host, port).await?;
         connect_on(tcp, request, config).await
     })
+    .await?
+}
+
+/// [`connect`] to a `wss://` URL: TCP, then TLS with `tls` (see [`crate::tls::client_config`];
+/// the certificate must name the URL's host), then the upgrade, all within the handshake
+/// timeout. A certificate that does not verify is [`Error::Tls`].
+#[cfg(all(feature = "tls", any(feature = "async-std", feature = "smol", feature = "tokio")))]
+pub async fn connect_tls<R>(
+    request: R,
+    config: Config,
+    tls: std::sync::Arc<crate::tls::rustls::ClientConfig>,
+) -> Result<(Session, Driver), Error>
+where
+    R: IntoClientRequest,
+{
+    use crate::tls::pki_types::ServerName;
+    let request = request.into_client_request()?;
+    let timeout = config.handshake_timeout;
+    // Boxed: the TLS stream makes this future large (several KiB), and debug builds copy a
+    // future on the stack at every layer of an executor's block_on.
+    crate::timeout(
+        timeout,
+        "connect",
+        Box::pin(async {
+            let (host, port) = host_port(request.uri(), true)?;
+            let name = ServerName::try_from(host.clone())
+                .map_err(|e| Error::Url(format!("{host} is not a TLS server name: {e}")))?;
+            let tcp = crate::rt::connect(&host, port).await?;
+            let stream = futures_rustls::TlsConnector::from(tls)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| Error::Tls(format!("handshake with {host}: {e}")))?;
+            connect_on(stream, request, config).await
+        }),
+    )
     .await?
 }
 
@@ -66,18 +101,23 @@ where
     Ok(Session::client(ws, config))
 }
 
+/// Host and port of a `ws://` URL, or of a `wss://` one when `tls` (default ports 80 and 443).
 #[cfg(any(feature = "async-std", feature = "smol", feature = "tokio"))]
-fn host_port(uri: &tungstenite::http::Uri) -> Result<(String, u16), Error> {
-    match uri.scheme_str() {
-        Some("ws") => {}
-        Some("wss") => {
+fn host_port(uri: &tungstenite::http::Uri, tls: bool) -> Result<(String, u16), Error> {
+    let default_port = match (uri.scheme_str(), tls) {
+        (Some("ws"), false) => 80,
+        (Some("wss"), true) => 443,
+        (Some("wss"), false) => {
             return Err(Error::Url(
-                "wss:// is not supported yet; use connect_on with a TLS stream".into(),
+                "wss:// needs TLS: use client::connect_tls (feature tls), or connect_on with a \
+                 TLS stream"
+                    .into(),
             ))
         }
-        other => return Err(Error::Url(format!("scheme {other:?} is not ws://"))),
-    }
+        (Some("ws"), true) => return Err(Error::Url("connect_tls is for wss:// URLs".into())),
+        (other, _) => return Err(Error::Url(format!("scheme {other:?} is not ws:// or wss://"))),
+    };
     let host = uri.host().ok_or_else(|| Error::Url(format!("no host in {uri}")))?;
     let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-    Ok((host, uri.port_u16().unwrap_or(80)))
+    Ok((host, uri.port_u16().unwrap_or(default_port)))
 }

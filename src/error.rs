@@ -34,6 +34,10 @@ pub enum Error {
         /// The response body, trimmed.
         message: String,
     },
+    /// TLS could not be set up: a certificate or key that does not load, a handshake that
+    /// failed (an untrusted certificate, a name that does not match).
+    #[error("tls: {0}")]
+    Tls(String),
     /// The URL is not a `ws://` URL wsmux can connect to.
     #[error("invalid url: {0}")]
     Url(String),

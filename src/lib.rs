@@ -32,6 +32,8 @@ mod rt;
 pub mod server;
 mod session;
 mod shared;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use channel::Channel;
 pub use codec::{Bincode, Codec, CodecError, Typed};

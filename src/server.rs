@@ -42,6 +42,10 @@ pub struct ServerConfig {
     /// every request that passes the path, subprotocol and Origin checks is upgraded. Set it
     /// with [`ServerConfig::authorize`].
     pub authorize: Option<Authorizer>,
+    /// Serve `wss://`: TLS with this config before the upgrade (under the same handshake
+    /// timeout). Default none: plain `ws://`. See [`crate::tls::server_config`].
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<crate::tls::rustls::ServerConfig>>,
 }
 
 /// A refused upgrade: the HTTP status and the sentence the client gets, before any WebSocket.
@@ -101,6 +105,13 @@ pub(crate) struct Peer {
 }
 
 impl ServerConfig {
+    /// Serves `wss://` with `tls` (see [`crate::tls::server_config`]).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: Arc<crate::tls::rustls::ServerConfig>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Sets the authorization hook. It sees each upgrade request that passed the path,
     /// subprotocol and Origin checks (path, query, headers, cookies, Origin) and answers, under
     /// the handshake timeout and within `max_pending_handshakes`:
@@ -153,6 +164,8 @@ impl Default for ServerConfig {
             max_sessions: 10_000,
             accept_backlog: 128,
             authorize: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -167,6 +180,33 @@ where
 {
     let timeout = config.session.handshake_timeout;
     crate::timeout(timeout, "handshake", upgrade(stream, config)).await?
+}
+
+/// [`accept`] over TLS: the TLS handshake with `tls`, then the upgrade, both within the
+/// handshake timeout.
+#[cfg(feature = "tls")]
+pub async fn accept_tls<S>(
+    stream: S,
+    tls: Arc<crate::tls::rustls::ServerConfig>,
+    config: &ServerConfig,
+) -> Result<(Session, Driver), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let timeout = config.session.handshake_timeout;
+    // Boxed: the TLS stream makes this future large (several KiB).
+    crate::timeout(
+        timeout,
+        "handshake",
+        Box::pin(async {
+            let stream = futures_rustls::TlsAcceptor::from(tls)
+                .accept(stream)
+                .await
+                .map_err(|e| Error::Tls(format!("handshake: {e}")))?;
+            upgrade(stream, config).await
+        }),
+    )
+    .await?
 }
 
 async fn upgrade<S>(mut stream: S, config: &ServerConfig) -> Result<(Session, Driver), Error>
@@ -347,6 +387,12 @@ mod listener {
             limits.refusing.fetch_sub(1, Ordering::AcqRel);
             return;
         }
+        #[cfg(feature = "tls")]
+        let result = match &limits.config.tls {
+            Some(tls) => accept_tls(stream, tls.clone(), &limits.config).await,
+            None => accept(stream, &limits.config).await,
+        };
+        #[cfg(not(feature = "tls"))]
         let result = accept(stream, &limits.config).await;
         limits.pending.fetch_sub(1, Ordering::AcqRel);
         let (session, driver) = match result {
