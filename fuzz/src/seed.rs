@@ -2,7 +2,8 @@
 //! `cargo run --manifest-path fuzz/Cargo.toml --bin seed` (from the project root).
 //!
 //! - `frame_decode`: every valid and invalid frame, and the RPC profile's headers and messages;
-//! - `session_frames`: every session case, its peer frames as message records for its side.
+//! - `session_frames`: every session case, its peer frames as message records for its side;
+//! - every target: the inputs in `fuzz/regressions` named after it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -52,7 +53,20 @@ fn main() {
         fs::write(sessions.join(name(&case)), input).expect("write");
         m += 1;
     }
-    println!("frame_decode: {n} seeds; session_frames: {m} seeds");
+    // Inputs that once failed (fuzz/regressions/TARGET-what) join their target's corpus, so
+    // every run replays them first.
+    let mut r = 0;
+    for entry in fs::read_dir(root.join("regressions")).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let target = ["frame_decode", "session_frames", "channel_ops"]
+            .into_iter()
+            .find(|t| file.starts_with(&format!("{t}-")));
+        if let Some(target) = target {
+            fs::copy(entry.path(), corpus(target).join(&file)).expect("copy a regression");
+            r += 1;
+        }
+    }
+    println!("frame_decode: {n} seeds; session_frames: {m} seeds; regressions: {r}");
 }
 
 fn array(v: Value) -> Vec<Value> {

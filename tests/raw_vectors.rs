@@ -1,0 +1,198 @@
+//! Every session vector of `proto/vectors/sessions.json`, replayed by a raw WebSocket peer
+//! over TCP against the real endpoints: a raw client against a wsmux `Server` for the
+//! server-side cases, a raw server against `wsmux::client::connect` for the client-side ones.
+//! The peer sends the vector's exact frames and checks exactly what comes back: the GOAWAY
+//! code and the WebSocket close code of a session error, the RESETs of a channel error, or
+//! nothing at all. Throughout, a well-behaved session on the same server keeps working.
+#![allow(clippy::unwrap_used, clippy::result_large_err)]
+
+mod common;
+
+use std::time::Duration;
+
+use async_std::net::{TcpListener, TcpStream};
+use async_tungstenite::tungstenite::client::IntoClientRequest;
+use async_tungstenite::tungstenite::handshake::server::{Request, Response};
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::WebSocketStream;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+
+use common::*;
+use wsmux::proto::{ChannelId, ErrorCode, Frame};
+use wsmux::server::{Server, ServerConfig};
+
+type Ws = WebSocketStream<TcpStream>;
+
+fn vectors() -> Vec<Value> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/proto/vectors/sessions.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+fn code_named(name: &str) -> ErrorCode {
+    (0..=0xFF).map(ErrorCode).find(|c| c.name() == Some(name)).unwrap()
+}
+
+/// The WebSocket close code PROTOCOL.md gives a session error with `code`.
+fn close_code_for(code: ErrorCode) -> u16 {
+    match code {
+        ErrorCode::NO_ERROR => 1000,
+        ErrorCode::PROTOCOL | ErrorCode::FLOW_CONTROL | ErrorCode::VERSION => 1002,
+        ErrorCode::LIMIT => 1008,
+        _ => 1011,
+    }
+}
+
+/// A PING the peer sends after the vector's frames: its answer marks the end of what the
+/// endpoint said about them (an endpoint handles its input in order).
+const SENTINEL: [u8; 8] = *b"sentinel";
+
+/// Sends the vector's frames, then checks the endpoint's answer against `expect`.
+async fn replay(ws: &mut Ws, v: &Value) {
+    let name = v["name"].as_str().unwrap();
+    // All frames in one burst, as the vectors are fed to a session at one instant: budgets
+    // that refill with time (resets: 100 a second) see them together.
+    for hex in v["peer_frames"].as_array().unwrap() {
+        let msg = Bytes::from(unhex(hex.as_str().unwrap()));
+        ws.feed(Message::Binary(msg)).await.unwrap();
+    }
+    let expect = &v["expect"];
+    let sentinel = Frame::Ping { ack: false, payload: SENTINEL };
+    let session_error = expect["goaway"].as_str().map(code_named);
+    // At most one answer to PINGs is pending at a time (the latest): with PINGs among the
+    // vector's frames, the sentinel goes only once their answers are in.
+    let want_acks = expect.get("ping_acks").and_then(Value::as_u64);
+    if session_error.is_none() && want_acks.unwrap_or(0) == 0 {
+        ws.feed(Message::Binary(sentinel.to_bytes())).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    let (mut resets, mut acks, mut goaway, mut close) = (Vec::new(), 0, None, None);
+    let read = async {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Binary(b)) => match Frame::decode(b).unwrap() {
+                    Frame::Ping { ack: true, payload } if payload == SENTINEL => break,
+                    Frame::Ping { ack: true, .. } => {
+                        acks += 1;
+                        if Some(acks) == want_acks {
+                            ws.send(Message::Binary(sentinel.to_bytes())).await.unwrap();
+                        }
+                    }
+                    Frame::Reset { id, code, .. } => resets.push((id, code)),
+                    Frame::GoAway { code, .. } => goaway = Some(code),
+                    _ => {}
+                },
+                Ok(Message::Close(frame)) => {
+                    close = frame.map(|f| u16::from(f.code));
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    };
+    async_std::future::timeout(Duration::from_secs(10), read)
+        .await
+        .unwrap_or_else(|_| panic!("{name}: no answer within 10 s"));
+    if let Some(code) = session_error {
+        assert_eq!(goaway, Some(code), "{name}: GOAWAY");
+        assert_eq!(close, Some(close_code_for(code)), "{name}: WebSocket close code");
+    } else if let Some(reset) = expect.get("reset") {
+        let want = (
+            ChannelId(reset["id"].as_u64().unwrap() as u32),
+            code_named(reset["code"].as_str().unwrap()),
+        );
+        assert!(resets.contains(&want), "{name}: no RESET {want:?} in {resets:?}");
+        assert_eq!(goaway, None, "{name}: GOAWAY");
+    } else {
+        assert!(expect["ignored"].as_bool().unwrap(), "{name}: unknown expectation");
+        assert!(resets.is_empty() && goaway.is_none(), "{name}: answered {resets:?} {goaway:?}");
+    }
+    if let Some(n) = want_acks {
+        assert_eq!(acks, n, "{name}: PING ACKs");
+    }
+}
+
+/// A raw client that speaks WebSocket with subprotocol wsmux.v1 to `addr`.
+async fn raw_client(addr: &str) -> Ws {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("ws://{addr}/mux").into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "wsmux.v1".parse().unwrap());
+    async_tungstenite::client_async(request, tcp).await.unwrap().0
+}
+
+#[test]
+fn every_server_side_session_vector_over_a_real_websocket() {
+    run(async {
+        let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await.unwrap();
+        let addr = server.local_addr().to_string();
+        // A well-behaved client on the same server, checked after every misbehaving one.
+        let (good, driver) =
+            wsmux::client::connect(&format!("ws://{addr}/mux"), Default::default()).await.unwrap();
+        wsmux::spawn(driver);
+        let good_server_side = server.accept().await.unwrap();
+        let echo = echo_server(good_server_side);
+        async_std::task::spawn(echo);
+        let mut kept = Vec::new();
+        let mut n = 0;
+        for v in vectors().iter().filter(|v| v["side"] == "server") {
+            let mut ws = raw_client(&addr).await;
+            // The application holds the session and never accepts its channels, as in the
+            // vectors.
+            kept.push(server.accept().await.unwrap());
+            replay(&mut ws, v).await;
+            let mut ch = good.open("echo").await.unwrap();
+            ch.send(Bytes::from_static(b"still here")).await.unwrap();
+            assert_eq!(ch.recv().await.unwrap().as_deref(), Some(&b"still here"[..]));
+            n += 1;
+        }
+        assert!(n >= 50, "only {n} server-side vectors");
+    });
+}
+
+#[test]
+fn every_client_side_session_vector_over_a_real_websocket() {
+    run(async {
+        let mut n = 0;
+        for v in vectors().iter().filter(|v| v["side"] == "client") {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("ws://{}/mux", listener.local_addr().unwrap());
+            let accept = async {
+                let (tcp, _) = listener.accept().await.unwrap();
+                async_tungstenite::accept_hdr_async(tcp, |_: &Request, mut resp: Response| {
+                    resp.headers_mut()
+                        .insert("Sec-WebSocket-Protocol", "wsmux.v1".parse().unwrap());
+                    Ok(resp)
+                })
+                .await
+                .unwrap()
+            };
+            let connect = async { wsmux::client::connect(&url, Default::default()).await.unwrap() };
+            let (mut ws, (client, driver)) = futures::join!(accept, connect);
+            wsmux::spawn(driver);
+            replay(&mut ws, v).await;
+            drop(client);
+            n += 1;
+        }
+        assert!(n >= 10, "only {n} client-side vectors");
+    });
+}
+
+/// Echoes every message on every channel of `session`.
+async fn echo_server(session: wsmux::Session) {
+    while let Some(incoming) = session.accept().await {
+        let mut ch = incoming.accept();
+        async_std::task::spawn(async move {
+            while let Ok(Some(msg)) = ch.recv().await {
+                if ch.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
