@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use async_tungstenite::tungstenite;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::frame::coding::{Data as OpData, OpCode};
 use async_tungstenite::tungstenite::protocol::frame::Frame;
@@ -34,6 +35,14 @@ use futures::task::AtomicWaker;
 use futures::{FutureExt, SinkExt, StreamExt};
 use futures_timer::Delay;
 use wsmux_proto::Frame as ProtoFrame;
+
+/// Why reading the WebSocket stopped.
+enum ReadEnd {
+    /// The transport closed or failed.
+    Lost(String),
+    /// The peer broke the WebSocket protocol.
+    Violation(String),
+}
 
 use crate::error::Error;
 use crate::shared::{park, Shared, WriteNow};
@@ -356,7 +365,7 @@ where
     /// may be ready right away.
     fn poll_read(&mut self, cx: &mut Context<'_>, now: Instant, budget: &mut usize) -> bool {
         while !self.read_done && *budget > 0 {
-            let mut ended = None;
+            let mut ended: Option<ReadEnd> = None;
             let mut drained = false;
             while self.inbox.len() < BATCH && *budget > 0 {
                 match self.ws.poll_next_unpin(cx) {
@@ -365,8 +374,15 @@ where
                         break;
                     }
                     Poll::Ready(Some(Ok(msg))) => self.inbox.push(msg),
-                    Poll::Ready(Some(Err(e))) => ended = Some(e.to_string()),
-                    Poll::Ready(None) => ended = Some("the peer closed the connection".to_owned()),
+                    // The peer broke RFC 6455: a protocol error (close 1002), not a lost
+                    // connection. Nothing more can be read after it.
+                    Poll::Ready(Some(Err(tungstenite::Error::Protocol(e)))) => {
+                        ended = Some(ReadEnd::Violation(e.to_string()));
+                    }
+                    Poll::Ready(Some(Err(e))) => ended = Some(ReadEnd::Lost(e.to_string())),
+                    Poll::Ready(None) => {
+                        ended = Some(ReadEnd::Lost("the peer closed the connection".to_owned()));
+                    }
                 }
                 *budget -= 1;
                 if ended.is_some() {
@@ -385,9 +401,16 @@ where
                     _ => {}
                 }
             }
-            if let Some(reason) = ended {
-                self.read_done = true;
-                inner.proto.handle_transport_closed(&reason);
+            match ended {
+                Some(ReadEnd::Violation(reason)) => {
+                    self.read_done = true;
+                    inner.proto.handle_websocket_violation(&reason);
+                }
+                Some(ReadEnd::Lost(reason)) => {
+                    self.read_done = true;
+                    inner.proto.handle_transport_closed(&reason);
+                }
+                None => {}
             }
             if drained {
                 return false;

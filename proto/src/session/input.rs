@@ -36,6 +36,13 @@ impl Session {
         self.violation(ErrorCode::PROTOCOL, "text message received; wsmux frames are binary");
     }
 
+    /// Handles a breach of the WebSocket protocol itself (RFC 6455: an unmasked client frame, a
+    /// fragmented control frame, reserved bits): a PROTOCOL session error, so the GOAWAY and the
+    /// WebSocket close (1002) say so. Nothing more is read from the transport after it.
+    pub fn handle_websocket_violation(&mut self, reason: &str) {
+        self.violation(ErrorCode::PROTOCOL, &format!("websocket: {reason}"));
+    }
+
     /// Handles the end of the transport. Channels the peer had finished stay readable; every
     /// other channel fails with [`SessionError::ConnectionLost`] (or the peer's GOAWAY error).
     pub fn handle_transport_closed(&mut self, reason: &str) {

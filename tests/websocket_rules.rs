@@ -1,0 +1,111 @@
+//! B11: a peer that breaks RFC 6455 itself (reserved bits, an unmasked client frame, a
+//! fragmented control frame) gets a PROTOCOL session error: GOAWAY(PROTOCOL), then the
+//! WebSocket close 1002. The frames are written by hand over TCP; the server is the real one,
+//! and a well-behaved session on it is untouched.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use async_std::io::{ReadExt, WriteExt};
+use async_std::net::TcpStream;
+use bytes::Bytes;
+use common::*;
+use wsmux::proto::{ErrorCode, Frame, Settings};
+use wsmux::server::{Server, ServerConfig};
+
+/// Connects and upgrades by hand; returns the raw stream after the 101.
+async fn upgraded(addr: &str) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /mux HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Protocol: wsmux.v1\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    tcp
+}
+
+/// One client frame: `first` is the FIN/RSV/opcode byte; masked with a fixed key unless not.
+fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut out = vec![first, payload.len() as u8 | if masked { 0x80 } else { 0 }];
+    let key = [0x12, 0x34, 0x56, 0x78];
+    if masked {
+        out.extend_from_slice(&key);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    } else {
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+/// Reads server frames (unmasked, as RFC 6455 requires) until the close; returns the wsmux
+/// GOAWAY code seen and the close code.
+async fn until_close(tcp: &mut TcpStream) -> (Option<ErrorCode>, Option<u16>) {
+    let mut goaway = None;
+    loop {
+        let mut h = [0u8; 2];
+        if tcp.read_exact(&mut h).await.is_err() {
+            return (goaway, None);
+        }
+        let len = match h[1] & 0x7f {
+            126 => {
+                let mut l = [0u8; 2];
+                tcp.read_exact(&mut l).await.unwrap();
+                usize::from(u16::from_be_bytes(l))
+            }
+            127 => panic!("a server frame this large is not expected here"),
+            n => usize::from(n),
+        };
+        let mut payload = vec![0u8; len];
+        tcp.read_exact(&mut payload).await.unwrap();
+        match h[0] & 0x0f {
+            0x2 => {
+                if let Ok(Frame::GoAway { code, .. }) = Frame::decode(Bytes::from(payload)) {
+                    goaway = Some(code);
+                }
+            }
+            0x8 => return (goaway, payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]))),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn websocket_rule_breaks_end_the_session_with_protocol_and_close_1002() {
+    run(async {
+        let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await.unwrap();
+        let addr = server.local_addr().to_string();
+        let (good, driver) =
+            wsmux::client::connect(&format!("ws://{addr}/mux"), Default::default()).await.unwrap();
+        wsmux::spawn(driver);
+        let good_server_side = server.accept().await.unwrap();
+        let settings = Frame::Settings(Settings::DEFAULT).to_bytes();
+        let cases: [(&str, Vec<u8>); 4] = [
+            ("reserved bit RSV1 on a binary frame", frame(0xC2, &settings, true)),
+            ("reserved bits RSV2+RSV3", frame(0xB2, &settings, true)),
+            ("an unmasked client frame", frame(0x82, &settings, false)),
+            ("a fragmented PING", frame(0x09, b"x", true)),
+        ];
+        for (case, bytes) in cases {
+            let mut tcp = upgraded(&addr).await;
+            let _session = server.accept().await.unwrap();
+            tcp.write_all(&bytes).await.unwrap();
+            let (goaway, close) = until_close(&mut tcp).await;
+            assert_eq!(goaway, Some(ErrorCode::PROTOCOL), "{case}");
+            assert_eq!(close, Some(1002), "{case}");
+        }
+        // The well-behaved session never noticed.
+        let mut ch = good.open("x").await.unwrap();
+        ch.send(Bytes::from_static(b"ping")).await.unwrap();
+        let mut theirs = good_server_side.accept().await.unwrap().accept();
+        assert_eq!(theirs.recv().await.unwrap().as_deref(), Some(&b"ping"[..]));
+    });
+}
