@@ -65,9 +65,11 @@ pub struct Config {
     /// (CVE-2019-9515). Resets the application makes are not counted: one per channel at most.
     /// Default 1024.
     pub max_control_queue: usize,
-    /// Seed of the channel table's hash. Peers choose channel ids, so a seed they cannot know
-    /// keeps them from choosing ids that collide; the `wsmux` crate draws a random one for
-    /// every session. The default is fixed, which keeps a bare proto session deterministic.
+    /// Seed of the channel table's hash and key of the keepalive PING payloads. Peers choose
+    /// channel ids, so a seed they cannot know keeps them from choosing ids that collide, and
+    /// a peer that does not read cannot forge PING answers; the `wsmux` crate draws a random
+    /// one for every session. The default is fixed, which keeps a bare proto session
+    /// deterministic.
     pub hash_seed: u64,
 }
 

@@ -19,15 +19,33 @@ pub(crate) struct Keepalive {
     /// When the session fails unless the due or outstanding PING is answered.
     deadline: Option<Instant>,
     counter: u64,
+    /// Mixed into every payload, so a peer that does not read cannot forge the answer.
+    secret: u64,
     pub(crate) latest_rtt: Option<Duration>,
     /// PINGs answered so far.
     pub(crate) answered: u64,
     pub(crate) smoothed_rtt: Option<Duration>,
 }
 
+/// The payload of PING number `n`: a keyed permutation of `n` (the splitmix64 finalizer), so
+/// consecutive PINGs differ and a peer that never reads the connection cannot guess one and
+/// keep a dead session alive with forged answers.
+fn payload(secret: u64, n: u64) -> u64 {
+    let mut z = n.wrapping_add(secret).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 impl Keepalive {
     /// The first PING goes out at once, so the RTT is known after one round trip.
-    pub(crate) fn new(interval: Option<Duration>, timeout: Duration, now: Instant) -> Self {
+    /// `secret` keys the payloads (wsmux seeds it at random per session).
+    pub(crate) fn new(
+        interval: Option<Duration>,
+        timeout: Duration,
+        secret: u64,
+        now: Instant,
+    ) -> Self {
         Keepalive {
             interval,
             timeout,
@@ -36,6 +54,7 @@ impl Keepalive {
             outstanding: None,
             deadline: interval.map(|_| now + timeout),
             counter: 0,
+            secret,
             latest_rtt: None,
             answered: 0,
             smoothed_rtt: None,
@@ -46,7 +65,7 @@ impl Keepalive {
     pub(crate) fn take_ping(&mut self, now: Instant) -> [u8; 8] {
         self.due = false;
         self.counter += 1;
-        let payload = self.counter.to_be_bytes();
+        let payload = payload(self.secret, self.counter).to_be_bytes();
         self.outstanding = Some((payload, now));
         self.deadline.get_or_insert(now + self.timeout);
         payload
@@ -110,7 +129,7 @@ mod tests {
     fn a_ping_that_cannot_leave_still_times_out() {
         let t0 = Instant::now();
         let (interval, timeout) = (Duration::from_secs(15), Duration::from_secs(15));
-        let mut k = Keepalive::new(Some(interval), timeout, t0);
+        let mut k = Keepalive::new(Some(interval), timeout, 7, t0);
         // The first PING is due at once but never taken (our writes are blocked).
         assert_eq!(k.next_timeout(), Some(t0 + timeout));
         assert!(k.on_timeout(t0 + timeout - Duration::from_millis(1)).is_ok());
@@ -120,7 +139,7 @@ mod tests {
     #[test]
     fn an_answered_ping_schedules_the_next_and_clears_the_deadline() {
         let t0 = Instant::now();
-        let mut k = Keepalive::new(Some(Duration::from_secs(10)), Duration::from_secs(5), t0);
+        let mut k = Keepalive::new(Some(Duration::from_secs(10)), Duration::from_secs(5), 7, t0);
         let payload = k.take_ping(t0);
         assert!(k.on_pong(t0 + Duration::from_millis(3), payload));
         assert_eq!(k.latest_rtt, Some(Duration::from_millis(3)));
@@ -130,5 +149,22 @@ mod tests {
         assert!(k.due);
         assert_eq!(k.next_timeout(), Some(t0 + Duration::from_secs(15)));
         assert!(k.on_timeout(t0 + Duration::from_secs(15)).is_err());
+    }
+
+    #[test]
+    fn a_peer_that_does_not_read_cannot_forge_the_answer() {
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(5);
+        let mut k = Keepalive::new(Some(Duration::from_secs(10)), timeout, 0xDEAD_BEEF, t0);
+        let sent = k.take_ping(t0);
+        // Guesses a peer could make without reading: small counters, zero, all ones.
+        for guess in (0..1000u64).chain([u64::MAX]) {
+            assert!(!k.on_pong(t0, guess.to_be_bytes()), "guessed {guess}");
+        }
+        assert_eq!(k.on_timeout(t0 + timeout), Err(timeout));
+        // Payloads differ from one PING to the next and between sessions.
+        let other = Keepalive::new(Some(Duration::from_secs(10)), timeout, 1, t0).secret;
+        assert_ne!(payload(other, 1).to_be_bytes(), sent);
+        assert_ne!(payload(0xDEAD_BEEF, 2).to_be_bytes(), sent);
     }
 }

@@ -173,7 +173,12 @@ impl Session {
     /// queued at once; channels may be opened before the peer's SETTINGS arrive.
     pub fn new(side: Side, config: Config, now: Instant) -> Self {
         let local = config.settings();
-        let keepalive = Keepalive::new(config.keepalive_interval, config.keepalive_timeout, now);
+        let keepalive = Keepalive::new(
+            config.keepalive_interval,
+            config.keepalive_timeout,
+            config.hash_seed,
+            now,
+        );
         let mut control = VecDeque::new();
         control.push_back(Frame::Settings(local));
         Session {
