@@ -374,6 +374,10 @@ where
                         break;
                     }
                     Poll::Ready(Some(Ok(msg))) => self.inbox.push(msg),
+                    // The connection ended without a close frame: lost, not a violation.
+                    Poll::Ready(Some(Err(tungstenite::Error::Protocol(
+                        e @ tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                    )))) => ended = Some(ReadEnd::Lost(e.to_string())),
                     // The peer broke RFC 6455: a protocol error (close 1002), not a lost
                     // connection. Nothing more can be read after it.
                     Poll::Ready(Some(Err(tungstenite::Error::Protocol(e)))) => {
