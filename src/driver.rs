@@ -44,6 +44,25 @@ enum ReadEnd {
     Violation(String),
 }
 
+impl From<tungstenite::Error> for ReadEnd {
+    /// A read error is the peer breaking RFC 6455 (a PROTOCOL session error, close 1002) when
+    /// the bytes it sent were wrong: reserved bits, masking, control frames, opcodes, a text
+    /// message that is not UTF-8. A connection that ended without a close frame, and IO
+    /// errors, are a lost connection.
+    fn from(e: tungstenite::Error) -> Self {
+        use tungstenite::error::ProtocolError;
+        match e {
+            tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                ReadEnd::Lost(e.to_string())
+            }
+            tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_) => {
+                ReadEnd::Violation(e.to_string())
+            }
+            e => ReadEnd::Lost(e.to_string()),
+        }
+    }
+}
+
 use crate::error::Error;
 use crate::shared::{park, Shared, WriteNow};
 
@@ -374,16 +393,7 @@ where
                         break;
                     }
                     Poll::Ready(Some(Ok(msg))) => self.inbox.push(msg),
-                    // The connection ended without a close frame: lost, not a violation.
-                    Poll::Ready(Some(Err(tungstenite::Error::Protocol(
-                        e @ tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-                    )))) => ended = Some(ReadEnd::Lost(e.to_string())),
-                    // The peer broke RFC 6455: a protocol error (close 1002), not a lost
-                    // connection. Nothing more can be read after it.
-                    Poll::Ready(Some(Err(tungstenite::Error::Protocol(e)))) => {
-                        ended = Some(ReadEnd::Violation(e.to_string()));
-                    }
-                    Poll::Ready(Some(Err(e))) => ended = Some(ReadEnd::Lost(e.to_string())),
+                    Poll::Ready(Some(Err(e))) => ended = Some(ReadEnd::from(e)),
                     Poll::Ready(None) => {
                         ended = Some(ReadEnd::Lost("the peer closed the connection".to_owned()));
                     }

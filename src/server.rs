@@ -43,7 +43,8 @@ pub struct ServerConfig {
     /// with [`ServerConfig::authorize`].
     pub authorize: Option<Authorizer>,
     /// Serve `wss://`: TLS with this config before the upgrade (under the same handshake
-    /// timeout). Default none: plain `ws://`. See [`crate::tls::server_config`].
+    /// timeout), by the listener (`Server`) and by [`accept`] alike. Default none: plain `ws://`. See
+    /// [`crate::tls::server_config`].
     #[cfg(feature = "tls")]
     pub tls: Option<Arc<crate::tls::rustls::ServerConfig>>,
 }
@@ -170,43 +171,31 @@ impl Default for ServerConfig {
     }
 }
 
-/// Performs the server side of the upgrade on `stream` and starts a session. Answers every
-/// refusal with an HTTP status and a sentence (426 not a WebSocket upgrade, 400 no `wsmux.v1`,
-/// 403 Origin, 404 path, 431 oversize head) before returning [`Error::Handshake`]; gives up
+/// Performs the server side of the upgrade on `stream` and starts a session: TLS first if
+/// [`ServerConfig::tls`] is set, then the HTTP upgrade, both within the handshake timeout.
+/// Answers every refusal with an HTTP status and a sentence (426 not a WebSocket upgrade, 400
+/// no `wsmux.v1`, 403 Origin, 404 path, 431 oversize head, or the authorization hook's)
+/// before returning [`Error::Handshake`]; a failed TLS handshake is [`Error::Tls`]; gives up
 /// with [`Error::Timeout`] after the handshake timeout.
 pub async fn accept<S>(stream: S, config: &ServerConfig) -> Result<(Session, Driver), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let timeout = config.session.handshake_timeout;
-    crate::timeout(timeout, "handshake", upgrade(stream, config)).await?
-}
-
-/// [`accept`] over TLS: the TLS handshake with `tls`, then the upgrade, both within the
-/// handshake timeout.
-#[cfg(feature = "tls")]
-pub async fn accept_tls<S>(
-    stream: S,
-    tls: Arc<crate::tls::rustls::ServerConfig>,
-    config: &ServerConfig,
-) -> Result<(Session, Driver), Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let timeout = config.session.handshake_timeout;
-    // Boxed: the TLS stream makes this future large (several KiB).
-    crate::timeout(
-        timeout,
-        "handshake",
-        Box::pin(async {
-            let stream = futures_rustls::TlsAcceptor::from(tls)
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &config.tls {
+        // Boxed: the TLS stream makes this future large (several KiB), and debug builds copy
+        // a future on the stack at every layer of an executor's block_on.
+        let handshake = Box::pin(async {
+            let stream = futures_rustls::TlsAcceptor::from(tls.clone())
                 .accept(stream)
                 .await
                 .map_err(|e| Error::Tls(format!("handshake: {e}")))?;
             upgrade(stream, config).await
-        }),
-    )
-    .await?
+        });
+        return crate::timeout(timeout, "handshake", handshake).await?;
+    }
+    crate::timeout(timeout, "handshake", upgrade(stream, config)).await?
 }
 
 async fn upgrade<S>(mut stream: S, config: &ServerConfig) -> Result<(Session, Driver), Error>
@@ -387,12 +376,6 @@ mod listener {
             limits.refusing.fetch_sub(1, Ordering::AcqRel);
             return;
         }
-        #[cfg(feature = "tls")]
-        let result = match &limits.config.tls {
-            Some(tls) => accept_tls(stream, tls.clone(), &limits.config).await,
-            None => accept(stream, &limits.config).await,
-        };
-        #[cfg(not(feature = "tls"))]
         let result = accept(stream, &limits.config).await;
         limits.pending.fetch_sub(1, Ordering::AcqRel);
         let (session, driver) = match result {

@@ -35,7 +35,7 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 fn code_named(name: &str) -> ErrorCode {
-    (0..=0xFF).map(ErrorCode).find(|c| c.name() == Some(name)).unwrap()
+    ErrorCode::from_name(name).unwrap_or_else(|| panic!("no error code is named {name:?}"))
 }
 
 /// The WebSocket close code PROTOCOL.md gives a session error with `code`.
@@ -142,9 +142,7 @@ fn every_server_side_session_vector_over_a_real_websocket() {
         let (good, driver) =
             wsmux::client::connect(&format!("ws://{addr}/mux"), Default::default()).await.unwrap();
         wsmux::spawn(driver);
-        let good_server_side = server.accept().await.unwrap();
-        let echo = echo_server(good_server_side);
-        async_std::task::spawn(echo);
+        async_std::task::spawn(wsmux::interop::serve(server.accept().await.unwrap()));
         let mut kept = Vec::new();
         let mut n = 0;
         for v in vectors().iter().filter(|v| v["side"] == "server") {
@@ -188,18 +186,4 @@ fn every_client_side_session_vector_over_a_real_websocket() {
         }
         assert!(n >= 10, "only {n} client-side vectors");
     });
-}
-
-/// Echoes every message on every channel of `session`.
-async fn echo_server(session: wsmux::Session) {
-    while let Some(incoming) = session.accept().await {
-        let mut ch = incoming.accept();
-        async_std::task::spawn(async move {
-            while let Ok(Some(msg)) = ch.recv().await {
-                if ch.send(msg).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
 }

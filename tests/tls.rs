@@ -33,17 +33,7 @@ fn channels_work_end_to_end_over_wss() {
             wsmux::client::connect_tls(&url, Default::default(), tls).await.unwrap();
         wsmux::spawn(driver);
         let session = server.accept().await.unwrap();
-        async_std::task::spawn(async move {
-            while let Some(incoming) = session.accept().await {
-                let mut ch = incoming.accept();
-                async_std::task::spawn(async move {
-                    while let Ok(Some(msg)) = ch.recv().await {
-                        ch.send(msg).await.unwrap();
-                    }
-                    let _ = ch.finish().await;
-                });
-            }
-        });
+        async_std::task::spawn(wsmux::interop::serve(session));
         // Several channels at once, a large message among them: TLS records are not messages.
         let sizes = [1, 1000, 300_000];
         let mut channels = Vec::new();

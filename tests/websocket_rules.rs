@@ -1,5 +1,5 @@
 //! B11: a peer that breaks RFC 6455 itself (reserved bits, an unmasked client frame, a
-//! fragmented control frame) gets a PROTOCOL session error: GOAWAY(PROTOCOL), then the
+//! fragmented control frame, a text message that is not UTF-8) gets a PROTOCOL session error: GOAWAY(PROTOCOL), then the
 //! WebSocket close 1002. The frames are written by hand over TCP; the server is the real one,
 //! and a well-behaved session on it is untouched.
 #![allow(clippy::unwrap_used)]
@@ -88,11 +88,12 @@ fn websocket_rule_breaks_end_the_session_with_protocol_and_close_1002() {
         wsmux::spawn(driver);
         let good_server_side = server.accept().await.unwrap();
         let settings = Frame::Settings(Settings::DEFAULT).to_bytes();
-        let cases: [(&str, Vec<u8>); 4] = [
+        let cases: [(&str, Vec<u8>); 5] = [
             ("reserved bit RSV1 on a binary frame", frame(0xC2, &settings, true)),
             ("reserved bits RSV2+RSV3", frame(0xB2, &settings, true)),
             ("an unmasked client frame", frame(0x82, &settings, false)),
             ("a fragmented PING", frame(0x09, b"x", true)),
+            ("a text message that is not UTF-8", frame(0x81, b"\xff\xfe", true)),
         ];
         for (case, bytes) in cases {
             let mut tcp = upgraded(&addr).await;

@@ -59,6 +59,14 @@ impl ErrorCode {
     }
 }
 
+impl ErrorCode {
+    /// The code PROTOCOL.md names `name` (`"PROTOCOL"`, `"LIMIT"`...): the inverse of
+    /// [`ErrorCode::name`].
+    pub fn from_name(name: &str) -> Option<ErrorCode> {
+        (0..=Self::STREAM_CLOSED.0).map(ErrorCode).find(|c| c.name() == Some(name))
+    }
+}
+
 impl fmt::Debug for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.name() {
@@ -72,5 +80,22 @@ impl fmt::Debug for ErrorCode {
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_code_is_found_by_its_name_and_nothing_else_is() {
+        for code in (0..=0x200).map(ErrorCode) {
+            if let Some(name) = code.name() {
+                assert_eq!(ErrorCode::from_name(name), Some(code));
+            }
+        }
+        assert_eq!(ErrorCode::from_name("LIMIT"), Some(ErrorCode::LIMIT));
+        assert_eq!(ErrorCode::from_name("limit"), None);
+        assert_eq!(ErrorCode::from_name("APPLICATION"), None);
     }
 }

@@ -54,14 +54,20 @@ fn goaway_lets_channels_in_flight_finish_and_refuses_new_opens() {
     assert_eq!((pair.client.close_code(), pair.server.close_code()), (1000, 1000));
 }
 
-#[test]
-fn drain_deadline_ends_a_stuck_drain() {
+/// A pair whose server has sent GOAWAY while a client channel it accepted stays open.
+fn draining_with_a_stuck_channel() -> (Pair, ChannelId) {
     let mut pair = Pair::new();
     let id = pair.client.open("stuck", Bytes::new(), None, false).expect("open");
     pair.drive();
     accept(&mut pair.server);
     pair.server.close(pair.now, ErrorCode::NO_ERROR, "bye");
     pair.drive();
+    (pair, id)
+}
+
+#[test]
+fn drain_deadline_ends_a_stuck_drain() {
+    let (mut pair, id) = draining_with_a_stuck_channel();
     let drain = pair.server.config().drain_timeout;
 
     pair.pass_time(drain - Duration::from_millis(1));
@@ -305,12 +311,7 @@ fn a_finished_channel_waiting_to_be_accepted_survives_transport_close() {
 
 #[test]
 fn channels_cut_by_the_peers_drain_deadline_do_not_blame_this_end() {
-    let mut pair = Pair::new();
-    let id = pair.client.open("stuck", Bytes::new(), None, false).expect("open");
-    pair.drive();
-    accept(&mut pair.server);
-    pair.server.close(pair.now, ErrorCode::NO_ERROR, "bye");
-    pair.drive();
+    let (mut pair, id) = draining_with_a_stuck_channel();
     pair.pass_time(pair.client.config().drain_timeout);
 
     assert!(pair.client.is_closed());

@@ -144,10 +144,7 @@ fn error_name(e: &DecodeError) -> &'static str {
 
 /// The error code a vector names, looked up in the code table.
 fn code_named(name: &str) -> ErrorCode {
-    (0..=0xFF)
-        .map(ErrorCode)
-        .find(|c| c.name() == Some(name))
-        .unwrap_or_else(|| panic!("no error code is named {name:?}"))
+    ErrorCode::from_name(name).unwrap_or_else(|| panic!("no error code is named {name:?}"))
 }
 
 #[test]
