@@ -12,14 +12,16 @@ use std::time::Duration;
 use futures::io::{AsyncRead, AsyncWrite};
 
 use wsmux::server::{Server, ServerConfig};
-use wsmux::{Config, Session};
+use wsmux::{Config, Error, Session};
+
+pub mod faulty;
 
 /// Every test body runs under this limit so a bug shows up as a failure, never a hang.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
 pub fn run<F: Future<Output = ()>>(f: F) {
     async_std::task::block_on(async {
-        async_std::future::timeout(LIMIT, f).await.expect("test timed out");
+        async_std::future::timeout(LIMIT, Box::pin(f)).await.expect("test timed out");
     });
 }
 
@@ -35,6 +37,39 @@ pub async fn pair_with(client: Config, server: ServerConfig) -> (Session, Sessio
     wsmux::spawn(driver);
     let server_session = listener.accept().await.expect("accept");
     (client_session, server_session)
+}
+
+/// A client and a server session over two transports already joined to each other (a
+/// [`faulty::duplex`] pipe, say), with their drivers running as tasks.
+pub async fn pair_over<C, S>(
+    client_io: C,
+    server_io: S,
+    client: Config,
+    server: ServerConfig,
+) -> (Session, Session, Drivers)
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Boxed: two handshakes side by side make a large future, and debug builds copy it on the
+    // test thread's stack.
+    let (c, s) = futures::join!(
+        Box::pin(wsmux::client::connect_on(client_io, "ws://wsmux.test/mux", client)),
+        Box::pin(wsmux::server::accept(server_io, &server)),
+    );
+    let (client_session, client_driver) = c.expect("client handshake");
+    let (server_session, server_driver) = s.expect("server handshake");
+    let drivers = Drivers {
+        client: async_std::task::spawn(client_driver),
+        server: async_std::task::spawn(server_driver),
+    };
+    (client_session, server_session, drivers)
+}
+
+/// The driver tasks of a [`pair_over`].
+pub struct Drivers {
+    pub client: async_std::task::JoinHandle<Result<(), Error>>,
+    pub server: async_std::task::JoinHandle<Result<(), Error>>,
 }
 
 /// A pair whose client driver runs as a task the test can cancel: cancelling it drops the
