@@ -247,8 +247,10 @@ mod listener {
     use dashmap::DashMap;
     use futures::channel::{mpsc, oneshot};
     use futures::lock::Mutex;
+    use futures::task::AtomicWaker;
     use futures::{FutureExt, SinkExt, StreamExt};
     use std::net::SocketAddr;
+    use std::sync::atomic::AtomicBool;
     use wsmux_proto::ErrorCode;
 
     use crate::shared::Shared;
@@ -263,7 +265,8 @@ mod listener {
         sessions: Mutex<mpsc::Receiver<Session>>,
         live: Arc<DashMap<u64, Shared>>,
         limits: Arc<Limits>,
-        _stop: oneshot::Sender<()>,
+        /// Dropped to stop the accept loop.
+        stop: std::sync::Mutex<Option<oneshot::Sender<()>>>,
     }
 
     #[derive(Debug)]
@@ -275,6 +278,10 @@ mod listener {
         next_id: AtomicU64,
         connections: AtomicU64,
         live: Arc<DashMap<u64, Shared>>,
+        /// Set by [`Server::shutdown`]: a handshake that completes after it is closed at once.
+        shutting_down: AtomicBool,
+        /// Woken when a session ends or a handshake finishes (for [`Server::shutdown`]).
+        changed: AtomicWaker,
     }
 
     impl Server {
@@ -292,9 +299,12 @@ mod listener {
                 next_id: AtomicU64::new(0),
                 connections: AtomicU64::new(0),
                 live: live.clone(),
+                shutting_down: AtomicBool::new(false),
+                changed: AtomicWaker::new(),
             });
             crate::rt::spawn(accept_loop(listener, limits.clone(), tx, stop_rx));
-            Ok(Server { local_addr, sessions: Mutex::new(rx), live, limits, _stop: stop_tx })
+            let stop = std::sync::Mutex::new(Some(stop_tx));
+            Ok(Server { local_addr, sessions: Mutex::new(rx), live, limits, stop })
         }
 
         /// The address the server listens on.
@@ -302,8 +312,8 @@ mod listener {
             self.local_addr
         }
 
-        /// The next upgraded session (its driver already runs), or `None` once the listener
-        /// has failed.
+        /// The next upgraded session (its driver already runs), or `None` once the server has
+        /// shut down.
         pub async fn accept(&self) -> Option<Session> {
             self.sessions.lock().await.next().await
         }
@@ -327,6 +337,41 @@ mod listener {
                 inner.proto.close(now, code, reason);
                 inner.after_command();
             }
+        }
+
+        /// Shuts the server down gracefully and waits until it is done:
+        ///
+        /// 1. stops accepting connections (the port is released; a handshake already under
+        ///    way completes, and its session is closed at once);
+        /// 2. sends GOAWAY (NO_ERROR) to every session, so peers open nothing new and retry
+        ///    elsewhere, while channels already open go on;
+        /// 3. waits for those channels to finish, at most `drain`: whatever is still open then
+        ///    fails (the application sees [`SessionError::LocallyClosed`](crate::SessionError));
+        /// 4. closes every WebSocket (each gets [`Config::close_timeout`](crate::Config) for
+        ///    its close handshake).
+        ///
+        /// Returns once every session's driver has finished: at most about `drain` plus the
+        /// close timeout. [`Server::accept`] returns `None` after it.
+        pub async fn shutdown(&self, drain: std::time::Duration) {
+            self.limits.shutting_down.store(true, Ordering::SeqCst);
+            drop(self.stop.lock().unwrap_or_else(|e| e.into_inner()).take());
+            let now = std::time::Instant::now();
+            for entry in self.live.iter() {
+                let mut inner = entry.value().lock();
+                inner.proto.close_within(now, ErrorCode::NO_ERROR, "server shutting down", drain);
+                inner.after_command();
+            }
+            let limits = &self.limits;
+            futures::future::poll_fn(|cx| {
+                limits.changed.register(cx.waker());
+                let idle = limits.live.is_empty() && limits.pending.load(Ordering::SeqCst) == 0;
+                if idle {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
         }
     }
 
@@ -366,6 +411,7 @@ mod listener {
             || limits.live.len() >= limits.config.max_sessions;
         if busy {
             limits.pending.fetch_sub(1, Ordering::AcqRel);
+            limits.changed.wake();
             // A refusal lingers (up to a second) so the client reads it; past as many lingering
             // refusals as pending handshakes, a connection is closed without an answer.
             if limits.refusing.fetch_add(1, Ordering::AcqRel) < limits.config.max_pending_handshakes
@@ -377,22 +423,29 @@ mod listener {
             return;
         }
         let result = accept(stream, &limits.config).await;
-        limits.pending.fetch_sub(1, Ordering::AcqRel);
         let (session, driver) = match result {
             Ok(pair) => pair,
             Err(e) => {
+                limits.pending.fetch_sub(1, Ordering::AcqRel);
+                limits.changed.wake();
                 tracing::debug!(error = %e, "upgrade failed");
                 return;
             }
         };
         let id = limits.next_id.fetch_add(1, Ordering::Relaxed);
         limits.live.insert(id, session.shared().clone());
-        let live = limits.live.clone();
+        // Counted as pending until it is live, so a shutdown never misses it.
+        limits.pending.fetch_sub(1, Ordering::AcqRel);
+        if limits.shutting_down.load(Ordering::SeqCst) {
+            session.close(ErrorCode::NO_ERROR, "server shutting down");
+        }
+        let ended = limits.clone();
         crate::rt::spawn(async move {
             if let Err(e) = driver.await {
                 tracing::debug!(error = %e, "session ended with an error");
             }
-            live.remove(&id);
+            ended.live.remove(&id);
+            ended.changed.wake();
         });
         // If nobody accepts any more, the session is dropped here and closes gracefully.
         let _ = tx.send(session).await;

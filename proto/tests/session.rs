@@ -82,6 +82,36 @@ fn drain_deadline_ends_a_stuck_drain() {
 }
 
 #[test]
+fn close_within_bounds_the_drain_and_shortens_one_under_way() {
+    // A fresh close with a short drain: over in 2 s, not the configured 10 s.
+    let mut pair = Pair::new();
+    let id = pair.client.open("stuck", Bytes::new(), None, false).expect("open");
+    pair.drive();
+    accept(&mut pair.server);
+    let now = pair.now;
+    pair.server.close_within(now, ErrorCode::NO_ERROR, "shutdown", Duration::from_secs(2));
+    pair.drive();
+    assert!(goaway_in(&pair.sent(Side::Server).cloned().collect::<Vec<_>>()).is_some());
+    pair.pass_time(Duration::from_millis(1999));
+    assert!(!pair.server.is_closed());
+    pair.pass_time(Duration::from_millis(1));
+    assert!(pair.server.is_closed());
+    assert_eq!(pair.server.read(id, 100), Err(ChannelError::Session(SessionError::LocallyClosed)));
+
+    // A drain already under way (the plain close above, 10 s) is cut to the shorter deadline;
+    // a longer one does not extend it.
+    let (mut pair, _) = draining_with_a_stuck_channel();
+    pair.pass_time(Duration::from_secs(1));
+    let now = pair.now;
+    pair.server.close_within(now, ErrorCode::NO_ERROR, "sooner", Duration::from_secs(1));
+    pair.server.close_within(now, ErrorCode::NO_ERROR, "later", Duration::from_secs(60));
+    pair.pass_time(Duration::from_millis(999));
+    assert!(!pair.server.is_closed());
+    pair.pass_time(Duration::from_millis(1));
+    assert!(pair.server.is_closed());
+}
+
+#[test]
 fn fin_then_transport_close_delivers_everything() {
     let mut pair = Pair::new();
     let done = pair.client.open("done", Bytes::new(), None, false).expect("open");

@@ -14,7 +14,7 @@
 //! Nothing here blocks, allocates without a bound the peer controls, or panics on peer input.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -529,6 +529,17 @@ impl Session {
         }
         self.events.push_back(Event::OpenCapacity);
         self.enter_draining(now);
+    }
+
+    /// Like [`Session::close`], but the drain ends at most `drain` from now, whatever the
+    /// configured drain timeout; a drain already under way (ours or the peer's) is shortened
+    /// to that deadline if it would end later. How a server shutdown bounds its wait.
+    pub fn close_within(&mut self, now: Instant, code: ErrorCode, reason: &str, drain: Duration) {
+        self.close(now, code, reason);
+        if self.state == State::Draining {
+            let by = now + drain;
+            self.drain_deadline = Some(self.drain_deadline.map_or(by, |d| d.min(by)));
+        }
     }
 
     // ----- output -----
