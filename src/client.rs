@@ -82,6 +82,7 @@ where
     let mut request = request.into_client_request()?;
     request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
     let ws_config = config.websocket();
+    let (stream, clock) = crate::progress::wrap(stream);
     let (ws, response) =
         match async_tungstenite::client_async_with_config(request, stream, Some(ws_config)).await {
             Ok(pair) => pair,
@@ -98,7 +99,7 @@ where
             "server selected subprotocol {selected:?}, expected {SUBPROTOCOL}"
         )));
     }
-    Ok(Session::client(ws, config))
+    Ok(Session::start(wsmux_proto::Side::Client, ws, config, Some(clock)))
 }
 
 /// Host and port of a `ws://` URL, or of a `wss://` one when `tls` (default ports 80 and 443).

@@ -25,6 +25,18 @@ pub struct Config {
     /// handshake may take before the connection is dropped anyway. Default 5 s: a peer that
     /// stops reading must not hold the connection, or a server's session slot, forever.
     pub close_timeout: std::time::Duration,
+    /// How long the driver waits for the transport to take any byte while it has bytes to
+    /// write, before it gives the connection up (the session fails with
+    /// [`SessionError::ConnectionLost`](crate::SessionError)). `None`: no limit. Default 30 s.
+    ///
+    /// A peer that stops reading its socket (or a path that went dead) stops all progress;
+    /// keepalive notices it too, but only while keepalive is on: this bound holds without it
+    /// (CVE-2019-9517). It measures progress, not speed: a slow reader that takes a byte now
+    /// and then is never cut. Applies to sessions whose transport wsmux set up
+    /// (`client::connect*`, `server::accept`, `Server`); a WebSocket handed to
+    /// [`Session::client`](crate::Session::client) / [`Session::server`](crate::Session::server)
+    /// has no view of its socket and relies on keepalive.
+    pub write_timeout: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -35,6 +47,7 @@ impl Default for Config {
             ws_write_buffer: 128 * 1024,
             handshake_timeout: std::time::Duration::from_secs(10),
             close_timeout: std::time::Duration::from_secs(5),
+            write_timeout: Some(std::time::Duration::from_secs(30)),
         }
     }
 }

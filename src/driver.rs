@@ -64,6 +64,7 @@ impl From<tungstenite::Error> for ReadEnd {
 }
 
 use crate::error::Error;
+use crate::progress::Clock;
 use crate::shared::{park, Shared, WriteNow};
 
 /// Frames read or taken for writing per acquisition of the shared lock: handles wait on that
@@ -187,7 +188,12 @@ impl<S> Drop for Release<'_, S> {
 }
 
 impl Driver {
-    pub(crate) fn new<S>(ws: WebSocketStream<S>, shared: Shared, close_timeout: Duration) -> Self
+    pub(crate) fn new<S>(
+        ws: WebSocketStream<S>,
+        shared: Shared,
+        close_timeout: Duration,
+        write_timeout: Option<(Duration, Arc<Clock>)>,
+    ) -> Self
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -205,6 +211,9 @@ impl Driver {
             final_writes: None,
             close_timeout,
             wrote_inline: false,
+            write_timeout,
+            blocked_since: None,
+            write_timer: None,
         };
         let cell = Arc::new(Cell {
             task: Mutex::new(task),
@@ -248,6 +257,13 @@ struct Task<S> {
     /// A handle wrote (and flushed) since the driver's last poll: further writes wait for the
     /// driver, which batches them under one flush.
     wrote_inline: bool,
+    /// [`crate::Config::write_timeout`] and the transport's write progress.
+    write_timeout: Option<(Duration, Arc<Clock>)>,
+    /// Since when the WebSocket has not taken what the driver has for it (a send or a flush
+    /// pending); `None` while writes go through.
+    blocked_since: Option<Instant>,
+    /// Armed for the write timeout while writes are blocked.
+    write_timer: Option<(Instant, Delay)>,
 }
 
 impl<S> Future for Task<S>
@@ -319,6 +335,9 @@ where
                 self.shared.lock().proto.handle_timeout(now);
             }
             self.poll_write(cx, now);
+            if self.write_timed_out(cx, now) {
+                continue; // the connection was given up: finish the round as a failed write
+            }
             let (closed, next_timeout) = {
                 let mut inner = self.shared.lock();
                 inner.dispatch_events();
@@ -439,11 +458,15 @@ where
             return;
         }
         let mut wrote = false;
+        let mut blocked = false;
         loop {
             match self.ws.poll_ready_unpin(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return self.write_failed(&e.to_string()),
-                Poll::Pending => break,
+                Poll::Pending => {
+                    blocked = true;
+                    break;
+                }
             }
             if self.outbox.is_empty() {
                 // Many small frames per lock, but few bytes: frames taken here are committed
@@ -469,10 +492,40 @@ where
         if wrote || self.flush_pending {
             match self.ws.poll_flush_unpin(cx) {
                 Poll::Ready(Ok(())) => self.flush_pending = false,
-                Poll::Ready(Err(e)) => self.write_failed(&e.to_string()),
+                Poll::Ready(Err(e)) => return self.write_failed(&e.to_string()),
                 Poll::Pending => self.flush_pending = true,
             }
         }
+        if blocked || self.flush_pending {
+            self.blocked_since.get_or_insert(now);
+        } else {
+            self.blocked_since = None;
+        }
+    }
+
+    /// While writes are blocked, whether the transport has taken no byte for the write
+    /// timeout; if so the connection is given up. Otherwise arms the timer for that moment.
+    fn write_timed_out(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let (Some(since), Some((timeout, clock))) = (self.blocked_since, &self.write_timeout)
+        else {
+            self.write_timer = None;
+            return false;
+        };
+        let timeout = *timeout;
+        let at = since.max(clock.last_progress()) + timeout;
+        if now < at {
+            let timer = match &mut self.write_timer {
+                Some((armed, delay)) if *armed == at => delay,
+                _ => &mut self.write_timer.insert((at, Delay::new(at - now))).1,
+            };
+            if timer.poll_unpin(cx).is_pending() {
+                return false;
+            }
+        }
+        self.write_timer = None;
+        self.blocked_since = None;
+        self.write_failed(&format!("write timeout: the peer took no bytes for {timeout:?}"));
+        true
     }
 
     /// Hands one wsmux frame to the WebSocket as one message. A large data payload goes as the

@@ -220,8 +220,10 @@ where
     };
     handshake::switch(&mut stream, &accept_key).await?;
     let ws_config = config.session.websocket();
+    let (stream, clock) = crate::progress::wrap(stream);
     let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await;
-    let (session, driver) = Session::server(ws, config.session.clone());
+    let (session, driver) =
+        Session::start(wsmux_proto::Side::Server, ws, config.session.clone(), Some(clock));
     session.shared().set_peer(peer);
     Ok((session, driver))
 }

@@ -2,6 +2,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::future::poll_fn;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
@@ -81,7 +82,7 @@ impl Session {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        Self::start(Side::Client, ws, config)
+        Self::start(Side::Client, ws, config, None)
     }
 
     /// Starts a server session on an accepted WebSocket. Spawn the returned driver.
@@ -89,10 +90,17 @@ impl Session {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        Self::start(Side::Server, ws, config)
+        Self::start(Side::Server, ws, config, None)
     }
 
-    fn start<S>(side: Side, ws: WebSocketStream<S>, config: Config) -> (Session, Driver)
+    /// Starts a session; with `clock` (the transport's write progress, when wsmux wrapped the
+    /// transport itself) the driver enforces [`Config::write_timeout`].
+    pub(crate) fn start<S>(
+        side: Side,
+        ws: WebSocketStream<S>,
+        config: Config,
+        clock: Option<Arc<crate::progress::Clock>>,
+    ) -> (Session, Driver)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -102,7 +110,8 @@ impl Session {
         let proto = Proto::new(side, protocol, Instant::now());
         let shared = Shared::new(proto);
         shared.lock().session_handles = 1;
-        let driver = Driver::new(ws, shared.clone(), config.close_timeout);
+        let write_timeout = config.write_timeout.zip(clock);
+        let driver = Driver::new(ws, shared.clone(), config.close_timeout, write_timeout);
         (Session { shared }, driver)
     }
 

@@ -339,3 +339,39 @@ fn fin_then_close_at_once_delivers_everything_then_the_end() {
         drivers.server.await.unwrap();
     });
 }
+
+#[test]
+fn a_peer_that_stops_reading_is_cut_by_the_write_timeout_even_without_keepalive() {
+    // S8: keepalive off on both sides, so only the write timeout can notice that the client
+    // stopped reading while the server has data for it.
+    run(async {
+        let mut config = Config::default();
+        config.protocol.keepalive_interval = None;
+        let mut server_config = ServerConfig::default();
+        server_config.session = config.clone();
+        server_config.session.write_timeout = Some(Duration::from_millis(300));
+        let gate = Gate::default();
+        let (c, s) = duplex(4096);
+        let c = FaultIo::new(c, Faults { gate: gate.clone(), ..Faults::default() });
+        let (client, server, drivers) = pair_over(c, s, config, server_config).await;
+        let _ch = client.open("download").await.unwrap();
+        let mut ch = server.accept().await.unwrap().accept();
+        gate.shut(); // the client reads (and writes) nothing from here on
+        let block = Bytes::from(vec![9u8; 16 * 1024]);
+        let err = loop {
+            if let Err(e) = ch.send(block.clone()).await {
+                break e.error;
+            }
+        };
+        let Error::Channel(ChannelError::Session(SessionError::ConnectionLost(reason))) = &err
+        else {
+            panic!("expected a lost connection, got {err:?}");
+        };
+        assert!(reason.contains("write timeout"), "{reason}");
+        assert!(matches!(server.closed().await, Some(SessionError::ConnectionLost(_))));
+        assert!(drivers.server.await.is_err());
+        gate.open();
+        // The client then finds its transport gone.
+        assert!(client.closed().await.is_some());
+    });
+}
