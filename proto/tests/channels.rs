@@ -252,30 +252,30 @@ fn channel_cap_refuses_excess_with_limit_and_session_lives() {
     let mut server = Config::default();
     server.max_channels = 2;
     let mut pair = Pair::unconnected(Config::default(), server);
-    // Before the server's SETTINGS the client assumes the default of 100 channels.
-    let ids: Vec<ChannelId> = (0..3)
-        .map(|i| pair.client.open("r", Bytes::new(), Some(pattern(i, 10)), false).expect("open"))
-        .collect();
-    pair.drive();
-
-    let refused = pair.client.read(ids[2], 100);
-    assert!(
-        matches!(refused, Err(ChannelError::Reset { code: ErrorCode::LIMIT, .. })),
-        "{refused:?}"
+    // Before the server's SETTINGS the client opens one channel at a time: the server may
+    // announce fewer than the spec default of 100 (here 2).
+    let first = pair.client.open("r", Bytes::new(), Some(pattern(0, 10)), false).expect("open");
+    assert_eq!(
+        pair.client.open("r", Bytes::new(), None, false),
+        Err(OpenError::TooManyChannels(1))
     );
+    pair.drive();
+    let second = pair.client.open("r", Bytes::new(), Some(pattern(1, 10)), false).expect("open");
     assert_eq!(
         pair.client.open("r", Bytes::new(), None, false),
         Err(OpenError::TooManyChannels(2))
     );
-    for (i, id) in ids[..2].iter().enumerate() {
-        assert_eq!(accept(&mut pair.server).id, *id);
+    pair.drive();
+    for (i, id) in [first, second].into_iter().enumerate() {
+        assert_eq!(accept(&mut pair.server).id, id);
         assert_eq!(
-            read_message(&mut pair.server, *id),
+            read_message(&mut pair.server, id),
             Ok(Got::Message(pattern(i as u64, 10).to_vec()))
         );
     }
-    assert!(pair.server.accept().is_none());
-    assert!(!pair.server.is_closing() && !pair.client.is_closing());
+
+    // A peer that opens beyond the cap anyway gets RESET LIMIT for the excess channel only,
+    // and the session lives: vector `sessions:open-beyond-max-channels`.
 }
 
 #[test]

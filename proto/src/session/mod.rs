@@ -114,6 +114,10 @@ pub struct Stats {
     pub held_channels: usize,
 }
 
+/// Channels an end has open at the peer before the peer's SETTINGS arrive (PROTOCOL.md
+/// section 6): the peer may announce a MAX_CHANNELS below the spec default.
+const OPENS_BEFORE_SETTINGS: u32 = 1;
+
 /// Where the session is in its life.
 ///
 /// ```text
@@ -322,8 +326,15 @@ impl Session {
                 return Err(OpenError::MessageTooLarge { size: m.len(), max });
             }
         }
-        if self.local_count >= self.peer.max_channels {
-            return Err(OpenError::TooManyChannels(self.peer.max_channels));
+        // Before the peer's SETTINGS its MAX_CHANNELS is unknown, and it may be below the spec
+        // default: one channel at a time until they arrive (section 6).
+        let cap = if self.settings_received {
+            self.peer.max_channels
+        } else {
+            self.peer.max_channels.min(OPENS_BEFORE_SETTINGS)
+        };
+        if self.local_count >= cap {
+            return Err(OpenError::TooManyChannels(cap));
         }
         let id = self.next_local_id.ok_or(OpenError::IdsExhausted)?;
         self.next_local_id = id.next();
