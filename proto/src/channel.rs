@@ -12,6 +12,9 @@ use crate::flow::{RecvWindow, SendCredit};
 use crate::frame::{Data, Frame, Open};
 use crate::id::ChannelId;
 
+/// The smallest DATA payload sent while more of the message waits (PROTOCOL.md section 8).
+pub(crate) const MIN_CHUNK: usize = 1024;
+
 /// The sending direction.
 ///
 /// ```text
@@ -146,14 +149,21 @@ impl Channel {
     }
 
     /// Whether the channel can put a frame on the wire now.
+    ///
+    /// A peer that returns credit a few bytes at a time must not get a frame per WINDOW: DATA
+    /// waits until the credit covers [`MIN_CHUNK`] bytes or the rest of the message.
     pub(crate) fn sendable(&self) -> bool {
         if self.pending_open.is_some() {
             return true;
         }
         match self.send {
             SendState::Open | SendState::Finishing => match self.send_queue.front() {
-                // An empty message needs no credit.
-                Some(front) => front.len() == self.send_offset || self.credit.available() > 0,
+                // An empty message needs no credit; otherwise a frame carries at least
+                // MIN_CHUNK bytes, or the rest of the message (PROTOCOL.md section 8).
+                Some(front) => {
+                    let rest = front.len() - self.send_offset;
+                    rest == 0 || self.credit.available() >= rest.min(MIN_CHUNK)
+                }
                 None => self.send == SendState::Finishing,
             },
             SendState::Finished | SendState::Reset => false,

@@ -528,3 +528,57 @@ fn the_application_resetting_many_channels_at_once_is_not_a_peer_violation() {
     assert!(!pair.server.is_closed());
     assert_eq!(pair.server.stats().resets_received, 500);
 }
+
+#[test]
+fn credit_dribbled_a_byte_at_a_time_gets_no_storm_of_tiny_frames() {
+    // S9: the receiver never reads, then returns credit one byte per WINDOW.
+    let mut server = Config::default();
+    server.initial_window = 65536;
+    let mut pair = Pair::with(Config::default(), server);
+    let id = pair.client.open("bulk", Bytes::new(), None, false).expect("open");
+    pair.client.send(id, pattern(1, 200 * KIB)).expect("send");
+    pair.drive();
+    assert_eq!(payload_bytes(pair.sent(Side::Client), id), 65536, "one window, then it waits");
+    pair.clear_wire();
+
+    let now = pair.now;
+    for _ in 0..1000 {
+        pair.client.handle_message(now, Frame::Window { id, increment: 1 }.to_bytes());
+    }
+    pair.transmit(Side::Client);
+    assert_eq!(
+        pair.sent(Side::Client).filter(|f| is_data(f)).count(),
+        0,
+        "1000 bytes of credit: no frame"
+    );
+
+    for _ in 0..100 {
+        pair.client.handle_message(now, Frame::Window { id, increment: 1 }.to_bytes());
+    }
+    pair.transmit(Side::Client);
+    let data: Vec<&Frame> = pair.sent(Side::Client).filter(|f| is_data(f)).collect();
+    assert_eq!(data.len(), 1, "one frame for 1100 bytes of credit: {data:?}");
+    assert_eq!(payload_bytes(data, id), 1100);
+    assert!(!pair.client.is_closing());
+}
+
+#[test]
+fn the_rest_of_a_message_goes_with_less_credit_than_the_minimum_chunk() {
+    // The minimum chunk never holds back the tail of a message that fits the credit.
+    let mut server = Config::default();
+    server.initial_window = 65536;
+    let mut pair = Pair::with(Config::default(), server);
+    let id = pair.client.open("bulk", Bytes::new(), None, false).expect("open");
+    pair.client.send(id, pattern(1, 65536 - 100)).expect("send");
+    pair.client.send(id, pattern(2, 300)).expect("send");
+    pair.drive();
+    pair.clear_wire();
+    // 100 bytes of credit left; the 300-byte message waits for 200 more, then goes whole.
+    let now = pair.now;
+    pair.client.handle_message(now, Frame::Window { id, increment: 199 }.to_bytes());
+    pair.transmit(Side::Client);
+    assert_eq!(pair.sent(Side::Client).filter(|f| is_data(f)).count(), 0);
+    pair.client.handle_message(now, Frame::Window { id, increment: 1 }.to_bytes());
+    pair.transmit(Side::Client);
+    assert_eq!(payload_bytes(pair.sent(Side::Client), id), 300);
+}
