@@ -16,7 +16,8 @@ pub struct Config {
     /// connection.
     pub ws_read_buffer: usize,
     /// Bytes tungstenite gathers before it writes to the socket (it always writes on flush).
-    /// Default 128 KiB.
+    /// Default 128 KiB: many small frames leave in one write. A peer that stops reading can
+    /// make it grow to this plus two maximal messages, no further (see `websocket()`).
     pub ws_write_buffer: usize,
     /// How long connecting plus the HTTP upgrade may take, on either side. Default 10 s (a
     /// slowloris client holds a server slot at most this long).

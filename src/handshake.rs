@@ -15,10 +15,6 @@ use crate::error::Error;
 /// The WebSocket subprotocol wsmux speaks.
 pub const SUBPROTOCOL: &str = "wsmux.v1";
 
-/// Largest request head accepted (request line and headers); larger gets 431.
-pub(crate) const MAX_REQUEST_HEAD: usize = 16 * 1024;
-const MAX_HEADERS: usize = 64;
-
 /// The parts of an upgrade request a policy may look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpgradeRequest {
@@ -200,7 +196,11 @@ pub(crate) fn check(
 
 /// Reads a request head (up to the blank line). Refuses oversize heads with 431, malformed ones
 /// with 400, and requests that are not GET with 405.
-pub(crate) async fn read_request<S>(stream: &mut S) -> Result<UpgradeRequest, HeadError>
+pub(crate) async fn read_request<S>(
+    stream: &mut S,
+    max_head: usize,
+    max_headers: usize,
+) -> Result<UpgradeRequest, HeadError>
 where
     S: AsyncRead + Unpin,
 {
@@ -218,9 +218,9 @@ where
                 // A client must wait for 101 before it sends frames.
                 return Err(HeadError::Refused(Refusal::new(400, "data after the request head")));
             }
-            return parse_head(&buf);
+            return parse_head(&buf, max_headers);
         }
-        if buf.len() > MAX_REQUEST_HEAD {
+        if buf.len() > max_head {
             return Err(HeadError::Refused(Refusal::new(431, "request head too large")));
         }
     }
@@ -230,8 +230,8 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
-fn parse_head(buf: &[u8]) -> Result<UpgradeRequest, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+fn parse_head(buf: &[u8], max_headers: usize) -> Result<UpgradeRequest, HeadError> {
+    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
     let mut req = httparse::Request::new(&mut headers);
     let bad = |m: &str| HeadError::Refused(Refusal::new(400, m));
     match req.parse(buf) {

@@ -34,10 +34,21 @@ pub struct ServerConfig {
     /// many 503 answers in progress, closed without one). Default 256
     /// (slowloris clients hold at most this many slots, each for at most the timeout).
     pub max_pending_handshakes: usize,
-    /// Live sessions at once; more are answered 503. Default 10,000.
+    /// Live sessions at once; more are answered 503. Default 10,000: an idle session costs
+    /// about 36 KiB (`examples/bench mem-connections`), so about 360 MiB and as many file
+    /// descriptors at the bound.
     pub max_sessions: usize,
-    /// Sessions upgraded and waiting for [`Server::accept`]. Default 128.
+    /// Sessions upgraded and waiting for [`Server::accept`]. Default 128, like a `listen(2)`
+    /// backlog: past it the upgrade task waits, and the pending-handshake bound applies.
     pub accept_backlog: usize,
+    /// Largest upgrade request head (request line and headers) read before answering 431.
+    /// Default 16 KiB: browsers send under 2 KiB; cookies make it grow, rarely past 8 KiB.
+    /// Read into memory per pending handshake, so it bounds their memory with
+    /// `max_pending_handshakes` (4 MiB by default).
+    pub max_request_head: usize,
+    /// Most header lines in an upgrade request; more are answered 431. Default 64 (a
+    /// browser's upgrade has about 15).
+    pub max_request_headers: usize,
     /// Decides, before the upgrade, whether a request may have a session. Default none:
     /// every request that passes the path, subprotocol and Origin checks is upgraded. Set it
     /// with [`ServerConfig::authorize`].
@@ -164,6 +175,8 @@ impl Default for ServerConfig {
             max_pending_handshakes: 256,
             max_sessions: 10_000,
             accept_backlog: 128,
+            max_request_head: 16 * 1024,
+            max_request_headers: 64,
             authorize: None,
             #[cfg(feature = "tls")]
             tls: None,
@@ -202,7 +215,9 @@ async fn upgrade<S>(mut stream: S, config: &ServerConfig) -> Result<(Session, Dr
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let checked = match handshake::read_request(&mut stream).await {
+    let head =
+        handshake::read_request(&mut stream, config.max_request_head, config.max_request_headers);
+    let checked = match head.await {
         Ok(req) => match handshake::check(&req, config.path.as_deref(), &config.origins) {
             Ok(key) => authorize(config, req).await.map(|peer| (key, peer)),
             Err(refusal) => Err(refusal),

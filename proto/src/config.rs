@@ -30,25 +30,34 @@ pub struct Config {
     /// reliable gain for 1 MiB messages (within run-to-run noise) and a worse echo under bulk.
     pub max_frame_payload: u32,
     /// Largest message this end accepts, reassembled. Default 16 MiB. At least 1 MiB.
+    /// Messages arrive in frames and are readable part by part, but `Channel::recv` joins a
+    /// message's parts: this bounds what one message can make a reader hold. Larger payloads
+    /// belong in several messages (or a byte stream, `into_io`).
     pub max_message_size: u32,
     /// Most channels opened by the peer that may be open at once; more are refused with LIMIT.
     /// Default 256, within the 100–512 of HTTP/2 servers.
     pub max_channels: u32,
     /// Most bytes of metadata an incoming OPEN may carry; more is refused with LIMIT before
-    /// anything is allocated for it. Default 16 KiB.
+    /// anything is allocated for it. Default 16 KiB: room for tokens and request headers, and
+    /// with `accept_backlog` a bound on what waiting opens hold (4 MiB by default).
     pub max_metadata: u32,
     /// Incoming channels waiting for the application to accept them; more are refused with
-    /// REFUSED. Default 256.
+    /// REFUSED (retryable). Default 256, as many as `max_channels`: a peer within its channel
+    /// cap is never refused for a slow accept loop, and waiting opens stay bounded.
     pub accept_backlog: usize,
     /// Bytes a channel queues for sending before `send` waits. Default 256 KiB, one window:
     /// enough to keep the peer's window full, and a bound on memory per channel.
     pub send_buffer: u32,
-    /// Time between PINGs; `None` sends none (no keepalive, no RTT). Default 15 s.
+    /// Time between PINGs; `None` sends none (no keepalive, no RTT). Default 15 s: under the
+    /// idle timeouts of common proxies, load balancers and NATs (30–60 s), so an idle session
+    /// is not cut by the path, and it also measures the round trip.
     pub keepalive_interval: Option<Duration>,
     /// How long a PING may go unanswered before the session ends with TIMEOUT. Default 15 s,
     /// so a half-open peer is detected within 30 s.
     pub keepalive_timeout: Duration,
-    /// How long a GOAWAY waits for open channels to finish before it ends them. Default 10 s.
+    /// How long a GOAWAY waits for open channels to finish before it ends them. Default 10 s:
+    /// enough for calls in flight to complete, short enough that a stuck channel cannot hold a
+    /// closing session (or a server shutdown, see `Server::shutdown`) for long.
     pub drain_timeout: Duration,
     /// RESET frames the peer may send: burst and refill per second. Past it the session ends
     /// with LIMIT (rapid reset, CVE-2023-44487). Default 1000 burst, 100/s (nghttp2: 1000, 33/s).
