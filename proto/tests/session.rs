@@ -413,3 +413,23 @@ fn refusals_by_the_application_count_against_the_reset_budget() {
         Some(SessionError::PeerViolation { code: ErrorCode::LIMIT, .. })
     ));
 }
+
+#[test]
+fn a_peer_that_provokes_resets_without_reading_hits_the_control_queue_bound() {
+    // S4: with a reset budget too large to trip, what stops a peer that provokes a RESET per
+    // frame and never reads the answers is the bound on queued replies.
+    let mut config = Config::default();
+    config.max_channels = 0; // every OPEN is refused with a RESET
+    config.local_reset_budget = wsmux_proto::Budget { burst: 1_000_000, per_second: 0 };
+    config.max_control_queue = 16;
+    let mut peer = Script::server_with(config);
+    for i in 0..16 {
+        peer.feed(&open_frame(2 * i + 1, b"x", true, false));
+    }
+    assert!(!peer.session.is_closing(), "16 queued replies are within the bound");
+    peer.feed(&open_frame(33, b"x", true, false));
+    assert!(peer.session.is_closed(), "the 17th reply overflows the queue");
+    let out = peer.output();
+    assert_eq!(goaway_in(&out).map(|g| g.0), Some(ErrorCode::LIMIT));
+    assert!(resets_in(&out).is_empty(), "on a session error the queued replies are dropped");
+}
