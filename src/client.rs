@@ -91,6 +91,14 @@ where
                 let message = String::from_utf8_lossy(body).trim().to_owned();
                 return Err(Error::Refused { status: response.status().as_u16(), message });
             }
+            // tungstenite checks the subprotocol itself: its refusal is ours to name.
+            Err(tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(e),
+            )) => {
+                return Err(Error::Handshake(format!(
+                    "the server did not select subprotocol {SUBPROTOCOL}: {e}"
+                )));
+            }
             Err(e) => return Err(e.into()),
         };
     let selected = response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok());

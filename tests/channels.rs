@@ -529,3 +529,50 @@ fn accept_returns_none_as_soon_as_the_session_starts_closing() {
         assert!(!server.is_closed(), "the drain is still running");
     });
 }
+
+#[test]
+fn a_255_byte_route_arrives_intact_256_is_refused_locally_and_max_metadata_0_refuses_metadata() {
+    run(async {
+        let mut config = wsmux::server::ServerConfig::default();
+        config.session.protocol.max_metadata = 0;
+        let (client, server) = pair_with(wsmux::Config::default(), config).await;
+        // 127 two-byte characters and one one-byte character: 255 bytes of UTF-8.
+        let route = format!("{}x", "é".repeat(127));
+        assert_eq!(route.len(), 255);
+        let mut ch = client.open_with(OpenOptions::new(route.clone()).message("hi")).await.unwrap();
+        let incoming = server.accept().await.unwrap();
+        assert_eq!(incoming.route(), route);
+        assert!(incoming.metadata().is_empty());
+        let mut theirs = incoming.accept();
+        assert_eq!(theirs.recv().await.unwrap().unwrap(), "hi");
+        theirs.send("back").await.unwrap();
+        assert_eq!(ch.recv().await.unwrap().unwrap(), "back");
+
+        // One byte more does not fit the OPEN's length octet: refused before anything is sent.
+        let opened = client.stats().channels_opened;
+        match client.open(&"r".repeat(256)).await {
+            Err(Error::Open(OpenError::RouteTooLong(256))) => {}
+            other => panic!("expected RouteTooLong(256), got {other:?}"),
+        }
+        assert_eq!(client.stats().channels_opened, opened);
+
+        // max_metadata = 0: any metadata is over the limit, so the server refuses with LIMIT.
+        let options = OpenOptions::new("with-metadata").metadata("x").message("dropped");
+        let mut refused = client.open_with(options).await.unwrap();
+        match refused.recv().await {
+            Err(Error::Channel(ChannelError::Reset { code, .. })) => {
+                assert_eq!(code, ErrorCode::LIMIT)
+            }
+            other => panic!("expected a reset with LIMIT, got {other:?}"),
+        }
+        // Without metadata an open goes through; the refused one never reached the application.
+        let mut plain = client.open_with(OpenOptions::new("plain").message("ok")).await.unwrap();
+        let incoming = server.accept().await.unwrap();
+        assert_eq!(incoming.route(), "plain");
+        let mut theirs = incoming.accept();
+        assert_eq!(theirs.recv().await.unwrap().unwrap(), "ok");
+        theirs.send("fine").await.unwrap();
+        assert_eq!(plain.recv().await.unwrap().unwrap(), "fine");
+        assert_eq!(server.stats().opens_refused, 1);
+    });
+}

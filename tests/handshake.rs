@@ -191,3 +191,126 @@ fn connect_reports_a_refused_upgrade() {
         assert_eq!(server.session_count(), 0);
     });
 }
+
+#[test]
+fn a_wrong_websocket_version_gets_426_naming_version_13_and_no_session() {
+    run(async {
+        let (server, addr) = server_with(ServerConfig::default()).await;
+        let request = upgrade_request(&addr, "Sec-WebSocket-Protocol: wsmux.v1\r\n")
+            .replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 12");
+        let answer = exchange(&server, &request).await;
+        assert!(answer.starts_with("HTTP/1.1 426"), "{answer}");
+        // RFC 6455 section 4.4: the answer names the version the server speaks.
+        assert!(answer.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{answer}");
+        assert_eq!(server.connections_accepted(), 1);
+        assert_eq!(server.session_count(), 0);
+        // The same request with version 13 upgrades: the version was the only defect.
+        let good = upgrade_request(&addr, "Sec-WebSocket-Protocol: wsmux.v1\r\n");
+        let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
+        tcp.write_all(good.as_bytes()).await.unwrap();
+        let mut head = [0u8; 12];
+        tcp.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 101");
+    });
+}
+
+/// A fake server that answers every upgrade with a valid 101 (the right
+/// `Sec-WebSocket-Accept`) selecting `subprotocol`, or none; returns its `ws://` URL.
+async fn fake_server_selecting(subprotocol: Option<&'static str>) -> String {
+    let listener = async_std::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/mux", listener.local_addr().unwrap());
+    async_std::task::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            tcp.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key").then(|| value.trim().to_owned())
+            })
+            .unwrap();
+        let accept = async_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let protocol =
+            subprotocol.map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n")).unwrap_or_default();
+        let answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\n{protocol}\r\n"
+        );
+        tcp.write_all(answer.as_bytes()).await.unwrap();
+        // Hold the connection until the client lets go of it.
+        let mut rest = Vec::new();
+        let _ = tcp.read_to_end(&mut rest).await;
+    });
+    url
+}
+
+// `client::connect` documents `Error::Handshake` when the server does not select wsmux.v1, but
+// tungstenite's own check fires first and the error is `Error::WebSocket(Protocol(
+// SecWebSocketSubProtocolError(NoSubProtocol | InvalidSubProtocol)))`: the connection is
+// refused, as PROTOCOL.md section 2 requires, with the wrong variant.
+#[test]
+fn the_client_refuses_a_server_that_selects_no_subprotocol_or_another_one() {
+    run(async {
+        for selected in [None, Some("chat"), Some("wsmux.v2")] {
+            let url = fake_server_selecting(selected).await;
+            match wsmux::client::connect(&url, Default::default()).await {
+                Err(wsmux::Error::Handshake(reason)) => {
+                    assert!(reason.contains("wsmux.v1"), "{selected:?}: {reason}")
+                }
+                Err(other) => panic!("{selected:?}: expected Error::Handshake, got {other:?}"),
+                Ok(_) => panic!("{selected:?}: the client accepted the server"),
+            }
+        }
+    });
+}
+
+#[test]
+fn a_client_dribbling_its_upgrade_a_byte_at_a_time_is_cut_and_others_still_connect() {
+    run(async {
+        let mut config = ServerConfig::default();
+        config.session.handshake_timeout = Duration::from_millis(500);
+        let (server, addr) = server_with(config).await;
+        let request = upgrade_request(&addr, "Sec-WebSocket-Protocol: wsmux.v1\r\n");
+        let tcp = TcpStream::connect(server.local_addr()).await.unwrap();
+        let (mut reader, mut writer) = (tcp.clone(), tcp);
+        // One byte every 20 ms: the whole request would take seconds. Once the server has cut
+        // the connection, only the reader can end the race.
+        let dribble = async move {
+            for byte in request.bytes() {
+                if writer.write_all(&[byte]).await.is_err() {
+                    futures::future::pending::<()>().await;
+                }
+                async_std::task::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let answer = async move {
+            let mut answer = Vec::new();
+            let _ = reader.read_to_end(&mut answer).await;
+            answer
+        };
+        let slow = async_std::task::spawn(async move {
+            futures::select! {
+                () = futures::FutureExt::fuse(dribble) => None,
+                answer = futures::FutureExt::fuse(answer) => Some(answer),
+            }
+        });
+        // Meanwhile a well-behaved client connects and its session works.
+        let (good, driver) =
+            wsmux::client::connect(&format!("ws://{addr}/mux"), Default::default()).await.unwrap();
+        wsmux::spawn(driver);
+        async_std::task::spawn(wsmux::interop::serve(server.accept().await.unwrap()));
+        let mut ch = good.open("echo").await.unwrap();
+        ch.send(bytes::Bytes::from_static(b"hi")).await.unwrap();
+        assert_eq!(ch.recv().await.unwrap().as_deref(), Some(&b"hi"[..]));
+        // The dribbler was dropped before its request was complete, without an upgrade.
+        let answer = slow.await.unwrap_or_else(|| panic!("the whole request went through"));
+        assert!(!answer.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&answer));
+        assert_eq!(server.session_count(), 1, "only the well-behaved session");
+    });
+}

@@ -122,3 +122,46 @@ fn a_text_message_ends_the_session_with_protocol_and_close_1002() {
         assert!(saw_goaway);
     });
 }
+
+#[test]
+fn a_websocket_ping_is_answered_with_its_payload_and_never_reaches_a_channel() {
+    run(async {
+        let (mut ws, client) = raw_server_and_client().await;
+        ws.send(Message::Binary(Frame::Settings(Settings::DEFAULT).to_bytes())).await.unwrap();
+        let options = OpenOptions::new("r").message("q");
+        let mut ch = client.open_with(options).await.unwrap();
+        while !matches!(next_frame(&mut ws).await, Frame::Open(_)) {}
+        // The Ping's payload is a valid wsmux frame for the open channel: had it reached
+        // wsmux, the channel would read "leaked".
+        let leak = Frame::Data(Data {
+            id: wsmux::ChannelId(1),
+            eom: true,
+            fin: false,
+            payload: Bytes::from_static(b"leaked"),
+        })
+        .to_bytes();
+        ws.send(Message::Ping(leak.clone())).await.unwrap();
+        loop {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Pong(payload) => {
+                    assert_eq!(payload, leak);
+                    break;
+                }
+                Message::Binary(_) => {} // the client's keepalive PING, say
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let reply = Frame::Data(Data {
+            id: wsmux::ChannelId(1),
+            eom: true,
+            fin: true,
+            payload: Bytes::from_static(b"answer"),
+        });
+        ws.send(Message::Binary(reply.to_bytes())).await.unwrap();
+        assert_eq!(ch.recv().await.unwrap().unwrap(), "answer");
+        assert_eq!(ch.recv().await.unwrap(), None);
+        // wsmux received SETTINGS and the reply, nothing else; the session goes on.
+        assert_eq!(client.stats().frames_received, 2);
+        assert!(!client.is_closed());
+    });
+}

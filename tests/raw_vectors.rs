@@ -4,6 +4,7 @@
 //! The peer sends the vector's exact frames and checks exactly what comes back: the GOAWAY
 //! code and the WebSocket close code of a session error, the RESETs of a channel error, or
 //! nothing at all. Throughout, a well-behaved session on the same server keeps working.
+//! The same raw client also sends a message just above the server's MAX_MESSAGE_SIZE.
 #![allow(clippy::unwrap_used, clippy::result_large_err)]
 
 mod common;
@@ -20,8 +21,10 @@ use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 
 use common::*;
-use wsmux::proto::{ChannelId, ErrorCode, Frame};
+use wsmux::proto::frame::{Data, Open};
+use wsmux::proto::{ChannelId, ErrorCode, Frame, Settings};
 use wsmux::server::{Server, ServerConfig};
+use wsmux::{ChannelError, Error};
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -185,5 +188,96 @@ fn every_client_side_session_vector_over_a_real_websocket() {
             n += 1;
         }
         assert!(n >= 10, "only {n} client-side vectors");
+    });
+}
+
+#[test]
+fn a_message_above_max_message_size_resets_its_channel_with_limit_and_the_session_lives() {
+    run(async {
+        const MIB: usize = 1024 * 1024;
+        let mut config = ServerConfig::default();
+        // The smallest MAX_MESSAGE_SIZE allowed, and a window that holds two such messages, so
+        // the raw client needs no WINDOW to send them.
+        config.session.protocol.max_message_size = MIB as u32;
+        config.session.protocol.initial_window = 4 * MIB as u32;
+        let server = Server::bind("127.0.0.1:0", config).await.unwrap();
+        let addr = server.local_addr().to_string();
+        let (good, driver) =
+            wsmux::client::connect(&format!("ws://{addr}/mux"), Default::default()).await.unwrap();
+        wsmux::spawn(driver);
+        async_std::task::spawn(wsmux::interop::serve(server.accept().await.unwrap()));
+
+        let mut ws = raw_client(&addr).await;
+        let session = server.accept().await.unwrap();
+        ws.feed(Message::Binary(Frame::Settings(Settings::DEFAULT).to_bytes())).await.unwrap();
+        let id = ChannelId(1);
+        let open = Open {
+            id,
+            route: "big".into(),
+            metadata: Bytes::new(),
+            eom: false,
+            fin: false,
+            payload: Bytes::new(),
+        };
+        ws.feed(Message::Binary(Frame::Open(open).to_bytes())).await.unwrap();
+        // A message of `len` bytes in DATA frames of at most 16 KiB.
+        let message = |len: usize| {
+            let data = Bytes::from(pattern(len as u64, len));
+            let chunks: Vec<Bytes> = (0..len)
+                .step_by(16 * 1024)
+                .map(|at| data.slice(at..len.min(at + 16 * 1024)))
+                .collect();
+            let last = chunks.len() - 1;
+            chunks.into_iter().enumerate().map(move |(i, payload)| {
+                Message::Binary(
+                    Frame::Data(Data { id, eom: i == last, fin: false, payload }).to_bytes(),
+                )
+            })
+        };
+        // Exactly MAX_MESSAGE_SIZE is delivered.
+        for msg in message(MIB) {
+            ws.feed(msg).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+        let mut big = session.accept().await.unwrap().accept();
+        let first = big.recv().await.unwrap().unwrap();
+        assert_eq!(first.len(), MIB);
+        assert_eq!(checksum(&first), checksum(&pattern(MIB as u64, MIB)));
+        // One byte more: the channel is reset with LIMIT, the session goes on.
+        for msg in message(MIB + 1) {
+            ws.feed(msg).await.unwrap();
+        }
+        let sentinel = Frame::Ping { ack: false, payload: SENTINEL };
+        ws.feed(Message::Binary(sentinel.to_bytes())).await.unwrap();
+        ws.flush().await.unwrap();
+        let (mut resets, mut goaway) = (Vec::new(), None);
+        while let Some(msg) = ws.next().await {
+            let Message::Binary(b) = msg.unwrap() else { continue };
+            match Frame::decode(b).unwrap() {
+                Frame::Ping { ack: true, payload } if payload == SENTINEL => break,
+                Frame::Reset { id, code, .. } => resets.push((id, code)),
+                Frame::GoAway { code, .. } => goaway = Some(code),
+                _ => {}
+            }
+        }
+        assert_eq!(resets, [(id, ErrorCode::LIMIT)]);
+        assert_eq!(goaway, None);
+        match big.recv().await {
+            Err(Error::Channel(ChannelError::LocallyReset { code, .. })) => {
+                assert_eq!(code, ErrorCode::LIMIT)
+            }
+            other => panic!("expected a local reset with LIMIT, got {other:?}"),
+        }
+        assert!(!session.is_closed());
+        // A wsmux sender refuses such a message itself (the server announced 1 MiB).
+        let mut ch = good.open("echo").await.unwrap();
+        match ch.send(Bytes::from(vec![0u8; MIB + 1])).await.map_err(|e| e.error) {
+            Err(Error::Channel(ChannelError::MessageTooLarge { size, max })) => {
+                assert_eq!((size, max), (MIB + 1, MIB as u32))
+            }
+            other => panic!("expected MessageTooLarge, got {other:?}"),
+        }
+        ch.send(Bytes::from_static(b"still here")).await.unwrap();
+        assert_eq!(ch.recv().await.unwrap().as_deref(), Some(&b"still here"[..]));
     });
 }

@@ -1,7 +1,8 @@
 //! B11: a peer that breaks RFC 6455 itself (reserved bits, an unmasked client frame, a
 //! fragmented control frame, a text message that is not UTF-8) gets a PROTOCOL session error: GOAWAY(PROTOCOL), then the
-//! WebSocket close 1002. The frames are written by hand over TCP; the server is the real one,
-//! and a well-behaved session on it is untouched.
+//! WebSocket close 1002. B9: a message above the WebSocket limit fails the connection in the
+//! WebSocket layer, without GOAWAY. The frames are written by hand over TCP; the server is the
+//! real one, and a well-behaved session on it is untouched.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -10,8 +11,10 @@ use async_std::io::{ReadExt, WriteExt};
 use async_std::net::TcpStream;
 use bytes::Bytes;
 use common::*;
+use wsmux::proto::frame::Open;
 use wsmux::proto::{ErrorCode, Frame, Settings};
 use wsmux::server::{Server, ServerConfig};
+use wsmux::{ChannelError, Error, SessionError};
 
 /// Connects and upgrades by hand; returns the raw stream after the 101.
 async fn upgraded(addr: &str) -> TcpStream {
@@ -34,8 +37,19 @@ async fn upgraded(addr: &str) -> TcpStream {
 
 /// One client frame: `first` is the FIN/RSV/opcode byte; masked with a fixed key unless not.
 fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
-    assert!(payload.len() < 126);
-    let mut out = vec![first, payload.len() as u8 | if masked { 0x80 } else { 0 }];
+    let mask_bit = if masked { 0x80 } else { 0 };
+    let mut out = vec![first];
+    match payload.len() {
+        n if n < 126 => out.push(n as u8 | mask_bit),
+        n if n <= 0xffff => {
+            out.push(126 | mask_bit);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127 | mask_bit);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
     let key = [0x12, 0x34, 0x56, 0x78];
     if masked {
         out.extend_from_slice(&key);
@@ -108,5 +122,60 @@ fn websocket_rule_breaks_end_the_session_with_protocol_and_close_1002() {
         ch.send(Bytes::from_static(b"ping")).await.unwrap();
         let mut theirs = good_server_side.accept().await.unwrap().accept();
         assert_eq!(theirs.recv().await.unwrap().as_deref(), Some(&b"ping"[..]));
+    });
+}
+
+#[test]
+fn a_websocket_message_above_the_limit_fails_the_connection_without_goaway() {
+    run(async {
+        let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await.unwrap();
+        let addr = server.local_addr().to_string();
+        let (good, driver) =
+            wsmux::client::connect(&format!("ws://{addr}/mux"), Default::default()).await.unwrap();
+        wsmux::spawn(driver);
+        async_std::task::spawn(wsmux::interop::serve(server.accept().await.unwrap()));
+        let limit = wsmux::Config::default().protocol.max_ws_message();
+        let settings = Frame::Settings(Settings::DEFAULT).to_bytes();
+        let open = Frame::Open(Open {
+            id: wsmux::ChannelId(1),
+            route: "x".into(),
+            metadata: Bytes::new(),
+            eom: false,
+            fin: false,
+            payload: Bytes::new(),
+        })
+        .to_bytes();
+        let half = limit / 2 + 1;
+        let cases: [(&str, Vec<u8>); 2] = [
+            ("one frame of limit + 1 bytes", frame(0x82, &vec![0; limit + 1], true)),
+            (
+                "two fragments of limit + 1 bytes in all, each within the limit",
+                [frame(0x02, &vec![0; half], true), frame(0x80, &vec![0; limit + 1 - half], true)]
+                    .concat(),
+            ),
+        ];
+        for (case, bytes) in cases {
+            let mut tcp = upgraded(&addr).await;
+            let session = server.accept().await.unwrap();
+            tcp.write_all(&frame(0x82, &settings, true)).await.unwrap();
+            tcp.write_all(&frame(0x82, &open, true)).await.unwrap();
+            let mut ch = session.accept().await.unwrap().accept();
+            // The server may give up before it has read all of it.
+            let _ = tcp.write_all(&bytes).await;
+            let (goaway, _close) = until_close(&mut tcp).await;
+            assert_eq!(goaway, None, "{case}");
+            match session.closed().await {
+                Some(SessionError::ConnectionLost(_)) => {}
+                other => panic!("{case}: expected a lost connection, got {other:?}"),
+            }
+            match ch.recv().await {
+                Err(Error::Channel(ChannelError::Session(SessionError::ConnectionLost(_)))) => {}
+                other => panic!("{case}: expected the channel to fail, got {other:?}"),
+            }
+        }
+        // The well-behaved session never noticed.
+        let mut ch = good.open("echo").await.unwrap();
+        ch.send(Bytes::from_static(b"still here")).await.unwrap();
+        assert_eq!(ch.recv().await.unwrap().as_deref(), Some(&b"still here"[..]));
     });
 }

@@ -101,7 +101,8 @@ pub(crate) async fn idle_connections<N: Net>(n: usize, kind: &'static str) -> Va
     let addr = N::local_addr(&listener);
     let (tx, mut rx) = mpsc::unbounded::<Box<dyn std::any::Any + Send>>();
     N::spawn(async move {
-        for _ in 0..n {
+        // n idle connections, then one more: accepting under load (catalogue L4).
+        for _ in 0..n + 1 {
             let tcp = N::accept(&listener).await;
             let tx = tx.clone();
             N::spawn(async move {
@@ -139,11 +140,39 @@ pub(crate) async fn idle_connections<N: Net>(n: usize, kind: &'static str) -> Va
     let mut out = BufReader::new(child.stdout.take().expect("child stdout"));
     out.read_line(&mut line).expect("child says ready");
     let after = rss();
+    if kind == "wsmux" {
+        accept_under_load(addr, n, &mut rx).await;
+    }
     drop(child.stdin.take()); // the child exits when its stdin closes
     let _ = out.read_to_string(&mut line);
     let _ = child.wait();
     drop(held);
     Value::Memory { per_item: after.saturating_sub(before) as f64 / n as f64, items: n }
+}
+
+/// With `n` idle connections held, one more client connects, upgrades and pings: the server
+/// must still accept promptly (catalogue L4). Prints the figures on stderr.
+async fn accept_under_load(
+    addr: std::net::SocketAddr,
+    n: usize,
+    rx: &mut mpsc::UnboundedReceiver<Box<dyn std::any::Any + Send>>,
+) {
+    let started = std::time::Instant::now();
+    let tcp = async_std::net::TcpStream::connect(addr).await.expect("connect under load");
+    let url = format!("ws://{addr}/mux");
+    let (session, driver) = wsmux::client::connect_on(tcp, &url, wsmux::Config::default())
+        .await
+        .expect("upgrade under load");
+    wsmux::spawn(driver);
+    let upgraded = started.elapsed();
+    let _server_side = rx.next().await.expect("the server accepted it");
+    let rtt = session.ping().await.expect("ping under load");
+    eprintln!(
+        "    accept under load: with {n} idle connections, one more connected and upgraded in \
+         {:.2} ms; its first ping took {:.0} µs",
+        upgraded.as_secs_f64() * 1e3,
+        rtt.as_secs_f64() * 1e6
+    );
 }
 
 /// The child process of [`idle_connections`]: opens `n` connections of `kind` to `addr`,

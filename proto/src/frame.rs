@@ -535,6 +535,34 @@ mod tests {
     }
 
     #[test]
+    fn every_type_and_flag_byte_decodes_to_a_frame_or_a_typed_error() {
+        // All 256 types × 256 flag bytes, on channel 1 and on the session (id 0), with bodies
+        // of assorted lengths: never a panic; a reserved type (0x07..0x7f) is always PROTOCOL;
+        // an extension type (0x80..) always decodes, whatever its flags and body.
+        for kind in 0..=255u8 {
+            for flags in 0..=255u8 {
+                for id in [0u8, 1] {
+                    for body in [0usize, 4, 8, 15, 40] {
+                        let mut bytes = vec![kind, flags, 0, 0, 0, id];
+                        bytes.extend((0..body).map(|i| i as u8 | 1));
+                        let result = Frame::decode(Bytes::from(bytes));
+                        if (0x07..0x80).contains(&kind) {
+                            let code = result.as_ref().map_err(DecodeError::code);
+                            assert_eq!(code.err(), Some(ErrorCode::PROTOCOL), "{kind:#x}");
+                        }
+                        if kind >= 0x80 {
+                            assert!(result.is_ok(), "extension {kind:#x} {flags:#x}: {result:?}");
+                        }
+                        if let Ok(frame) = result {
+                            assert_eq!(Frame::decode(frame.to_bytes()).as_ref(), Ok(&frame));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_prefix_of_a_header_is_truncated() {
         let full = Frame::Window { id: ChannelId(1), increment: 5 }.to_bytes();
         for n in 0..full.len() {
