@@ -11,23 +11,7 @@ use bytes::Bytes;
 
 use common::*;
 use wsmux::server::ServerConfig;
-use wsmux::{Config, ErrorCode, Session};
-
-fn echo_everything(session: Session) {
-    async_std::task::spawn(async move {
-        while let Some(incoming) = session.accept().await {
-            let mut ch = incoming.accept();
-            async_std::task::spawn(async move {
-                while let Ok(Some(msg)) = ch.recv().await {
-                    if ch.send(msg).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = ch.finish().await;
-            });
-        }
-    });
-}
+use wsmux::{Config, ErrorCode};
 
 #[test]
 fn churn_at_the_channel_cap_checks_every_echo_and_leaves_no_state() {

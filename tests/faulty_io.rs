@@ -18,23 +18,6 @@ use common::*;
 use wsmux::server::ServerConfig;
 use wsmux::{ChannelError, Config, Error, ErrorCode, Session, SessionError};
 
-/// Echoes every message of every channel the peer opens, then finishes.
-fn echo_everything(session: Session) {
-    async_std::task::spawn(async move {
-        while let Some(incoming) = session.accept().await {
-            let mut ch = incoming.accept();
-            async_std::task::spawn(async move {
-                while let Ok(Some(msg)) = ch.recv().await {
-                    if ch.send(msg).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = ch.finish().await;
-            });
-        }
-    });
-}
-
 /// Sends `messages` on a new channel to an echoing peer, finishes, and checks the echo comes
 /// back identical, in order, then ends.
 async fn echo_round(session: &Session, messages: Vec<Bytes>) {

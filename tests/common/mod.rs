@@ -84,6 +84,23 @@ pub async fn pair_with_killable_client(
     (client, server, driver)
 }
 
+/// Echoes every message of every channel the peer opens, then finishes.
+pub fn echo_everything(session: Session) {
+    async_std::task::spawn(async move {
+        while let Some(incoming) = session.accept().await {
+            let mut ch = incoming.accept();
+            async_std::task::spawn(async move {
+                while let Ok(Some(msg)) = ch.recv().await {
+                    if ch.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = ch.finish().await;
+            });
+        }
+    });
+}
+
 /// A fast, deterministic checksum (FNV-1a 64).
 pub fn checksum(data: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
