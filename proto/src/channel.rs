@@ -70,6 +70,9 @@ pub(crate) struct Channel {
     pub(crate) credit: SendCredit,
     /// Emit `Writable` once `queued` drops to this many bytes or fewer.
     pub(crate) wake_writer_at: Option<usize>,
+    /// Since when the channel has had data to send and too little credit, with no frame
+    /// sent (see `Config::send_stall_timeout`).
+    pub(crate) stalled_since: Option<std::time::Instant>,
 
     pub(crate) recv: RecvState,
     recv_queue: VecDeque<Chunk>,
@@ -111,6 +114,7 @@ impl Channel {
             queued: 0,
             credit: SendCredit::new(send_credit),
             wake_writer_at: None,
+            stalled_since: None,
             recv: RecvState::Open,
             recv_queue: VecDeque::new(),
             buffered: 0,
@@ -170,6 +174,16 @@ impl Channel {
         }
     }
 
+    /// Whether data waits to be sent and the credit does not cover the next frame.
+    pub(crate) fn credit_blocked(&self) -> bool {
+        matches!(self.send, SendState::Open | SendState::Finishing)
+            && self.pending_open.is_none()
+            && self.send_queue.front().is_some_and(|front| {
+                let rest = front.len() - self.send_offset;
+                rest > 0 && self.credit.available() < rest.min(MIN_CHUNK)
+            })
+    }
+
     /// Builds the next frame: the OPEN if not yet sent, else DATA, with at most `max_payload`
     /// bytes and no more than the credit. FIN rides on the frame that empties a finishing queue.
     pub(crate) fn next_frame(&mut self, max_payload: usize) -> Frame {
@@ -180,6 +194,7 @@ impl Channel {
                 let n =
                     (front.len() - self.send_offset).min(self.credit.available()).min(max_payload);
                 payload = front.slice(self.send_offset..self.send_offset + n);
+                self.stalled_since = None; // progress
                 self.send_offset += n;
                 self.credit.spend(n);
                 self.queued -= n;

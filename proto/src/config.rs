@@ -74,6 +74,13 @@ pub struct Config {
     /// (CVE-2019-9515). Resets the application makes are not counted: one per channel at most.
     /// Default 1024.
     pub max_control_queue: usize,
+    /// How long a channel may wait for credit with data to send, making no progress, before
+    /// it is reset with TIMEOUT (checked every quarter of it). `None`: wait as long as the
+    /// peer likes. Default `None`: a reader that does not keep up is ordinary backpressure,
+    /// and its window already bounds the memory. A server facing untrusted peers that open
+    /// downloads and never read (or return credit a few bytes at a time, CVE-2019-9511) can
+    /// set it to free such channels and their send buffers.
+    pub send_stall_timeout: Option<Duration>,
     /// Seed of the channel table's hash and key of the keepalive PING payloads. Peers choose
     /// channel ids, so a seed they cannot know keeps them from choosing ids that collide, and
     /// a peer that does not read cannot forge PING answers; the `wsmux` crate draws a random
@@ -99,6 +106,7 @@ impl Default for Config {
             local_reset_budget: Budget { burst: 1000, per_second: 100 },
             max_empty_frames: 1000,
             max_control_queue: 1024,
+            send_stall_timeout: None,
             hash_seed: 0x5EED_0FC4_A77E_1500,
         }
     }

@@ -582,3 +582,50 @@ fn the_rest_of_a_message_goes_with_less_credit_than_the_minimum_chunk() {
     pair.transmit(Side::Client);
     assert_eq!(payload_bytes(pair.sent(Side::Client), id), 300);
 }
+
+fn stall_pair() -> (Pair, ChannelId) {
+    let mut client = Config::default();
+    client.send_stall_timeout = Some(Duration::from_secs(8));
+    let mut server = Config::default();
+    server.initial_window = 65536;
+    let mut pair = Pair::with(client, server);
+    let id = pair.client.open("bulk", Bytes::new(), None, false).expect("open");
+    pair.client.send(id, pattern(1, 400 * KIB)).expect("send");
+    pair.drive();
+    assert_eq!(accept(&mut pair.server).id, id);
+    (pair, id)
+}
+
+#[test]
+fn a_channel_that_waits_for_credit_past_the_stall_timeout_is_reset_with_timeout() {
+    // S9: zero credit forever. Checked every quarter of the 8 s timeout: blocked at 0, seen
+    // blocked at 2 s, reset at the first check 8 s after that.
+    let (mut pair, id) = stall_pair();
+    let other = pair.client.open("other", Bytes::new(), Some(b("hi")), false).expect("open");
+    pair.pass_time(Duration::from_secs(9));
+    assert_eq!(pair.client.send_stopped(id), None, "still waiting at 9 s");
+    pair.pass_time(Duration::from_secs(2));
+    let timed_out = ChannelError::LocallyReset {
+        code: ErrorCode::TIMEOUT,
+        reason: "no credit to send for 8s".into(),
+    };
+    assert_eq!(pair.client.send_stopped(id), Some(timed_out));
+    let (_, tail) = read_all(&mut pair.server, id);
+    assert!(matches!(tail, Tail::Error(ChannelError::Reset { code: ErrorCode::TIMEOUT, .. })));
+    // Only that channel: the other one, which never lacked credit, lives, and so does the
+    // session.
+    assert_eq!(pair.client.send_stopped(other), None);
+    assert!(!pair.client.is_closing() && !pair.server.is_closing());
+}
+
+#[test]
+fn a_slow_reader_that_keeps_returning_credit_is_never_timed_out() {
+    let (mut pair, id) = stall_pair();
+    // The reader takes 16 KiB every 5 s: slower than the timeout's quarter, but progress.
+    for _ in 0..20 {
+        pair.pass_time(Duration::from_secs(5));
+        assert_eq!(read_bytes(&mut pair.server, id, 16 * KIB).len(), 16 * KIB);
+        pair.drive();
+        assert_eq!(pair.client.send_stopped(id), None);
+    }
+}

@@ -65,7 +65,7 @@ impl Session {
         self.enter_closed(if graceful { None } else { Some(err) });
     }
 
-    /// Handles the passing of time: keepalive and drain deadlines.
+    /// Handles the passing of time: keepalive, drain and stall deadlines.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.state == State::Closed {
             return;
@@ -73,6 +73,9 @@ impl Session {
         if let Err(timeout) = self.keepalive.on_timeout(now) {
             self.fail(SessionError::KeepaliveTimeout(timeout));
             return;
+        }
+        if self.stall_check.is_some_and(|at| now >= at) {
+            self.check_stalls(now);
         }
         if self.drain_deadline.is_some_and(|d| now >= d) {
             // Whoever sent the GOAWAY is the one whose drain ran out.

@@ -158,6 +158,8 @@ pub struct Session {
     accept_queue: VecDeque<Incoming>,
     goaway_received: bool,
     drain_deadline: Option<Instant>,
+    /// The next look for channels stalled on credit (with `Config::send_stall_timeout`).
+    stall_check: Option<Instant>,
 
     control: VecDeque<Frame>,
     pong: Option<[u8; 8]>,
@@ -203,6 +205,7 @@ impl Session {
             accept_queue: VecDeque::new(),
             goaway_received: false,
             drain_deadline: None,
+            stall_check: config.send_stall_timeout.map(|t| now + t / 4),
             control,
             pong: None,
             window_queue: VecDeque::new(),
@@ -649,13 +652,34 @@ impl Session {
         if self.state == State::Closed {
             return None;
         }
-        match (self.keepalive.next_timeout(), self.drain_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.keepalive.next_timeout(), self.drain_deadline, self.stall_check]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // ----- internals -----
+
+    /// Resets the channels that waited for credit longer than the stall timeout; starts the
+    /// clock of those newly blocked.
+    fn check_stalls(&mut self, now: Instant) {
+        let Some(timeout) = self.config.send_stall_timeout else { return };
+        self.stall_check = Some(now + timeout / 4);
+        let mut expired = Vec::new();
+        for ch in self.channels.values_mut() {
+            if !ch.credit_blocked() {
+                ch.stalled_since = None;
+            } else if ch.stalled_since.is_some_and(|since| now - since >= timeout) {
+                expired.push(ch.id);
+            } else {
+                ch.stalled_since.get_or_insert(now);
+            }
+        }
+        for id in expired {
+            let reason = format!("no credit to send for {timeout:?}");
+            self.reset(id, ErrorCode::TIMEOUT, &reason);
+        }
+    }
 
     fn schedule(&mut self, id: ChannelId) {
         if let Some(ch) = self.channels.get_mut(&id) {
