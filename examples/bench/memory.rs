@@ -19,7 +19,9 @@ pub(crate) fn in_fresh_process(runtime: &str, case: &str, system: &str, n: usize
     let stdout = String::from_utf8_lossy(&output.stdout);
     // Say what the child did about the file-descriptor limit.
     for line in String::from_utf8_lossy(&output.stderr).lines() {
-        if line.starts_with("(file-descriptor") {
+        if line.starts_with("(file-descriptor")
+            || line.trim_start().starts_with("accept under load")
+        {
             println!("  {line}");
         }
     }
