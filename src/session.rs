@@ -134,7 +134,8 @@ impl Session {
     }
 
     /// Opens a channel to `route`. Returns at once: no round trip, data may follow right away.
-    /// Waits only while the peer's limit of concurrent channels is reached.
+    /// Waits only while the peer's limit of concurrent channels is reached (until the peer's
+    /// SETTINGS arrive, its limit is taken to be one channel: they come first on the wire).
     pub async fn open(&self, route: &str) -> Result<Channel, Error> {
         self.open_with(OpenOptions::new(route)).await
     }
