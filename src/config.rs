@@ -33,7 +33,8 @@ pub struct Config {
     /// A peer that stops reading its socket (or a path that went dead) stops all progress;
     /// keepalive notices it too, but only while keepalive is on: this bound holds without it
     /// (CVE-2019-9517). It measures progress, not speed: a slow reader that takes a byte now
-    /// and then is never cut. Applies to sessions whose transport wsmux set up
+    /// and then is never cut. Over TLS it sees what the TLS layer takes, which buffers up to
+    /// about 64 KiB: there, a reader slower than that per timeout can be cut. Applies to sessions whose transport wsmux set up
     /// (`client::connect*`, `server::accept`, `Server`); a WebSocket handed to
     /// [`Session::client`](crate::Session::client) / [`Session::server`](crate::Session::server)
     /// has no view of its socket and relies on keepalive.

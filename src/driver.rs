@@ -338,18 +338,18 @@ where
             if self.write_timed_out(cx, now) {
                 continue; // the connection was given up: finish the round as a failed write
             }
-            let (closed, next_timeout) = {
+            let (ended, closed, next_timeout) = {
                 let mut inner = self.shared.lock();
                 inner.dispatch_events();
-                let done = inner.proto.is_closed()
-                    && !inner.proto.has_transmit()
-                    && self.outbox.is_empty();
-                (done, inner.proto.poll_timeout())
+                let ended = inner.proto.is_closed();
+                let done = ended && !inner.proto.has_transmit() && self.outbox.is_empty();
+                (ended, done, inner.proto.poll_timeout())
             };
             if closed && !self.flush_pending {
                 return Poll::Ready(());
             }
-            if closed && self.close_deadline_passed(cx) {
+            // Frames still queued or unflushed once the session ended get the close timeout.
+            if ended && self.close_deadline_passed(cx) {
                 // The peer does not take our last frames: give up on them.
                 self.write_failed("the peer stopped reading after the session ended");
                 return Poll::Ready(());
@@ -384,7 +384,9 @@ where
         inner.dispatch_events();
         // Frames another handle queued while this one wrote found no waker to take (it was
         // out, with us): the driver writes them.
+        // A write left blocked needs the driver's write timer (see `write_timed_out`).
         !self.write_done
+            && self.blocked_since.is_none()
             && !inner.proto.is_closed()
             && !inner.proto.has_transmit()
             && !self.timer_moved_up(&inner)

@@ -264,7 +264,6 @@ mod listener {
     use dashmap::DashMap;
     use futures::channel::{mpsc, oneshot};
     use futures::lock::Mutex;
-    use futures::task::AtomicWaker;
     use futures::{FutureExt, SinkExt, StreamExt};
     use std::net::SocketAddr;
     use std::sync::atomic::AtomicBool;
@@ -297,8 +296,38 @@ mod listener {
         live: Arc<DashMap<u64, Shared>>,
         /// Set by [`Server::shutdown`]: a handshake that completes after it is closed at once.
         shutting_down: AtomicBool,
-        /// Woken when a session ends or a handshake finishes (for [`Server::shutdown`]).
-        changed: AtomicWaker,
+        /// Woken when a session ends or a handshake finishes (every [`Server::shutdown`]
+        /// waiting).
+        changed: std::sync::Mutex<Vec<std::task::Waker>>,
+    }
+
+    impl Limits {
+        fn wake_shutdowns(&self) {
+            let waiting =
+                std::mem::take(&mut *self.changed.lock().unwrap_or_else(|e| e.into_inner()));
+            waiting.into_iter().for_each(std::task::Waker::wake);
+        }
+    }
+
+    /// A connection counted in `pending` from its accept until its session is live; the count
+    /// is given back however the handshake ends (a panicking authorization hook included).
+    struct PendingSlot(Arc<Limits>);
+
+    impl Drop for PendingSlot {
+        fn drop(&mut self) {
+            self.0.pending.fetch_sub(1, Ordering::SeqCst);
+            self.0.wake_shutdowns();
+        }
+    }
+
+    /// A session in `live` until its driver task ends, however it ends.
+    struct LiveSlot(Arc<Limits>, u64);
+
+    impl Drop for LiveSlot {
+        fn drop(&mut self) {
+            self.0.live.remove(&self.1);
+            self.0.wake_shutdowns();
+        }
     }
 
     impl Server {
@@ -317,7 +346,7 @@ mod listener {
                 connections: AtomicU64::new(0),
                 live: live.clone(),
                 shutting_down: AtomicBool::new(false),
-                changed: AtomicWaker::new(),
+                changed: std::sync::Mutex::new(Vec::new()),
             });
             crate::rt::spawn(accept_loop(listener, limits.clone(), tx, stop_rx));
             let stop = std::sync::Mutex::new(Some(stop_tx));
@@ -367,8 +396,9 @@ mod listener {
         /// 4. closes every WebSocket (each gets [`Config::close_timeout`](crate::Config) for
         ///    its close handshake).
         ///
-        /// Returns once every session's driver has finished: at most about `drain` plus the
-        /// close timeout. [`Server::accept`] returns `None` after it.
+        /// Returns once every session's driver has finished: after at most about the
+        /// handshake timeout (upgrades under way), `drain`, and the close timeout.
+        /// [`Server::accept`] returns `None` after it. Several tasks may await it at once.
         pub async fn shutdown(&self, drain: std::time::Duration) {
             self.limits.shutting_down.store(true, Ordering::SeqCst);
             drop(self.stop.lock().unwrap_or_else(|e| e.into_inner()).take());
@@ -380,8 +410,9 @@ mod listener {
             }
             let limits = &self.limits;
             futures::future::poll_fn(|cx| {
-                limits.changed.register(cx.waker());
-                let idle = limits.live.is_empty() && limits.pending.load(Ordering::SeqCst) == 0;
+                limits.changed.lock().unwrap_or_else(|e| e.into_inner()).push(cx.waker().clone());
+                // `pending` first: a handshake enters `live` before it leaves `pending`.
+                let idle = limits.pending.load(Ordering::SeqCst) == 0 && limits.live.is_empty();
                 if idle {
                     std::task::Poll::Ready(())
                 } else {
@@ -400,7 +431,8 @@ mod listener {
     ) {
         let mut stop = stop.fuse();
         loop {
-            let stream = futures::select! {
+            // Biased: once a shutdown has begun, no further connection is taken.
+            let stream = futures::select_biased! {
                 _ = stop => return,
                 s = crate::rt::accept(&listener).fuse() => s,
             };
@@ -414,21 +446,24 @@ mod listener {
                 }
             };
             limits.connections.fetch_add(1, Ordering::Relaxed);
-            crate::rt::spawn(serve(stream, limits.clone(), tx.clone()));
+            // Counted before the task runs, so a shutdown starting now waits for it.
+            let before = limits.pending.fetch_add(1, Ordering::SeqCst);
+            let slot = PendingSlot(limits.clone());
+            let over = before >= limits.config.max_pending_handshakes;
+            crate::rt::spawn(serve(stream, slot, over, tx.clone()));
         }
     }
 
     async fn serve(
         mut stream: crate::rt::TcpStream,
-        limits: Arc<Limits>,
+        slot: PendingSlot,
+        too_many_pending: bool,
         mut tx: mpsc::Sender<Session>,
     ) {
-        let busy = limits.pending.fetch_add(1, Ordering::AcqRel)
-            >= limits.config.max_pending_handshakes
-            || limits.live.len() >= limits.config.max_sessions;
+        let limits = slot.0.clone();
+        let busy = too_many_pending || limits.live.len() >= limits.config.max_sessions;
         if busy {
-            limits.pending.fetch_sub(1, Ordering::AcqRel);
-            limits.changed.wake();
+            drop(slot);
             // A refusal lingers (up to a second) so the client reads it; past as many lingering
             // refusals as pending handshakes, a connection is closed without an answer.
             if limits.refusing.fetch_add(1, Ordering::AcqRel) < limits.config.max_pending_handshakes
@@ -443,26 +478,23 @@ mod listener {
         let (session, driver) = match result {
             Ok(pair) => pair,
             Err(e) => {
-                limits.pending.fetch_sub(1, Ordering::AcqRel);
-                limits.changed.wake();
                 tracing::debug!(error = %e, "upgrade failed");
-                return;
+                return; // the slot gives the pending count back
             }
         };
         let id = limits.next_id.fetch_add(1, Ordering::Relaxed);
         limits.live.insert(id, session.shared().clone());
+        let live = LiveSlot(limits.clone(), id);
         // Counted as pending until it is live, so a shutdown never misses it.
-        limits.pending.fetch_sub(1, Ordering::AcqRel);
+        drop(slot);
         if limits.shutting_down.load(Ordering::SeqCst) {
             session.close(ErrorCode::NO_ERROR, "server shutting down");
         }
-        let ended = limits.clone();
         crate::rt::spawn(async move {
+            let _live = live; // leaves `live` when the driver ends, even by a panic
             if let Err(e) = driver.await {
                 tracing::debug!(error = %e, "session ended with an error");
             }
-            ended.live.remove(&id);
-            ended.changed.wake();
         });
         // If nobody accepts any more, the session is dropped here and closes gracefully.
         let _ = tx.send(session).await;

@@ -160,7 +160,8 @@ impl Session {
         .await
     }
 
-    /// Opens a channel without waiting: fails with [`OpenError::TooManyChannels`] at the limit.
+    /// Opens a channel without waiting: fails with [`OpenError::TooManyChannels`] at the limit
+    /// (one channel until the peer's SETTINGS have arrived).
     pub fn try_open(&self, options: OpenOptions) -> Result<Channel, Error> {
         let mut inner = self.shared.lock();
         let id =

@@ -358,3 +358,32 @@ fn a_peer_that_stops_reading_is_cut_by_the_write_timeout_even_without_keepalive(
         assert!(client.closed().await.is_some());
     });
 }
+
+#[test]
+fn one_blocked_write_from_a_handle_still_meets_the_write_timeout() {
+    // A single send whose write (made inline, by the sending handle) blocks, and nothing else
+    // happening: no keepalive, no other traffic. The driver must still time the write out.
+    run(async {
+        let mut config = Config::default();
+        config.protocol.keepalive_interval = None;
+        let mut client_config = config.clone();
+        client_config.write_timeout = Some(Duration::from_millis(300));
+        let mut server_config = ServerConfig::default();
+        server_config.session = config;
+        let gate = Gate::default();
+        let (c, s) = duplex(4096);
+        let s = FaultIo::new(s, Faults { gate: gate.clone(), ..Faults::default() });
+        let (client, server, _drivers) = pair_over(c, s, client_config, server_config).await;
+        let mut ch = client.open("upload").await.unwrap();
+        let _incoming = server.accept().await.unwrap();
+        gate.shut(); // the server reads nothing from here on
+        ch.send(Bytes::from(vec![3u8; 60 * 1024])).await.unwrap();
+        match client.closed().await {
+            Some(SessionError::ConnectionLost(reason)) => {
+                assert!(reason.contains("write timeout"), "{reason}");
+            }
+            other => panic!("expected the write timeout, got {other:?}"),
+        }
+        gate.open();
+    });
+}

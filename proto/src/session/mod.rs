@@ -114,6 +114,12 @@ pub struct Stats {
     pub held_channels: usize,
 }
 
+/// How often channels are checked for a stall: a quarter of the timeout, at least 1 ms (a
+/// timeout of zero must not keep the timer due).
+fn stall_period(timeout: Duration) -> Duration {
+    (timeout / 4).max(Duration::from_millis(1))
+}
+
 /// Channels an end has open at the peer before the peer's SETTINGS arrive (PROTOCOL.md
 /// section 6): the peer may announce a MAX_CHANNELS below the spec default.
 const OPENS_BEFORE_SETTINGS: u32 = 1;
@@ -176,7 +182,8 @@ pub struct Session {
 
 impl Session {
     /// A new session for `side`. Its SETTINGS (and a first PING, if keepalive is on) are
-    /// queued at once; channels may be opened before the peer's SETTINGS arrive.
+    /// queued at once; one channel may be opened before the peer's SETTINGS arrive, more once
+    /// they have.
     pub fn new(side: Side, config: Config, now: Instant) -> Self {
         let local = config.settings();
         let keepalive = Keepalive::new(
@@ -205,7 +212,7 @@ impl Session {
             accept_queue: VecDeque::new(),
             goaway_received: false,
             drain_deadline: None,
-            stall_check: config.send_stall_timeout.map(|t| now + t / 4),
+            stall_check: config.send_stall_timeout.and_then(|t| now.checked_add(stall_period(t))),
             control,
             pong: None,
             window_queue: VecDeque::new(),
@@ -301,7 +308,8 @@ impl Session {
 
     /// Opens a channel. `first`, if any, is queued as the first message and `fin` finishes the
     /// sending side after it, so route, metadata, message and FIN can leave as ONE frame.
-    /// Nothing waits for the peer: data follows at once under the default window.
+    /// No round trip: data follows at once under the default window. Before the peer's
+    /// SETTINGS arrive only one channel may be open ([`OpenError::TooManyChannels`]).
     pub fn open(
         &mut self,
         route: &str,
@@ -551,8 +559,10 @@ impl Session {
     pub fn close_within(&mut self, now: Instant, code: ErrorCode, reason: &str, drain: Duration) {
         self.close(now, code, reason);
         if self.state == State::Draining {
-            let by = now + drain;
-            self.drain_deadline = Some(self.drain_deadline.map_or(by, |d| d.min(by)));
+            // A drain too long to represent ends no sooner than the configured one.
+            if let Some(by) = now.checked_add(drain) {
+                self.drain_deadline = Some(self.drain_deadline.map_or(by, |d| d.min(by)));
+            }
         }
     }
 
@@ -664,7 +674,7 @@ impl Session {
     /// clock of those newly blocked.
     fn check_stalls(&mut self, now: Instant) {
         let Some(timeout) = self.config.send_stall_timeout else { return };
-        self.stall_check = Some(now + timeout / 4);
+        self.stall_check = now.checked_add(stall_period(timeout));
         let mut expired = Vec::new();
         for ch in self.channels.values_mut() {
             if !ch.credit_blocked() {
