@@ -29,7 +29,7 @@ mod kv {
     pub(crate) const PUT: Unary<(String, String), Option<String>> = Unary::new("kv.put");
     /// Reads a key; NOT_FOUND if it is not set.
     pub(crate) const GET: Unary<String, String> = Unary::new("kv.get");
-    /// Streams every change to keys that start with the prefix, from now on.
+    /// Streams the keys that start with the prefix: their current values, then every change.
     pub(crate) const WATCH: ServerStreaming<String, Change> = ServerStreaming::new("kv.watch");
     /// Sets many keys; answers how many.
     pub(crate) const PUT_MANY: ClientStreaming<(String, String), u32> =
@@ -89,8 +89,19 @@ fn router(store: Arc<Store>) -> Router {
         })
         .server_streaming(kv::WATCH, move |prefix: String, mut tx, _| {
             let (watch_tx, mut changes) = mpsc::channel(WATCH_BACKLOG);
-            s3.watchers.lock().unwrap_or_else(|e| e.into_inner()).push((prefix, watch_tx));
+            s3.watchers.lock().unwrap_or_else(|e| e.into_inner()).push((prefix.clone(), watch_tx));
+            // Registered first, then the current values: a put racing with this call shows up
+            // in one or the other (maybe both), never in neither.
+            let current: Vec<kv::Change> = s3
+                .values
+                .iter()
+                .filter(|e| e.key().starts_with(prefix.as_str()))
+                .map(|e| kv::Change { key: e.key().clone(), value: e.value().clone() })
+                .collect();
             async move {
+                for change in &current {
+                    tx.send(change).await?;
+                }
                 while let Some(change) = changes.next().await {
                     tx.send(&change).await?;
                 }

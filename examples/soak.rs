@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use wsmux::server::{Server, ServerConfig};
-use wsmux::{Config, Error, ErrorCode, Incoming, OpenOptions, Session};
+use wsmux::{ChannelError, Config, Error, ErrorCode, Incoming, OpenOptions, Session};
 
 struct Options {
     seconds: u64,
@@ -112,6 +112,9 @@ struct Stats {
     sessions: AtomicU64,
 }
 
+/// How long anything may hang before it counts as a failure.
+const HANG: Duration = Duration::from_secs(60);
+
 const OPS: [&str; 4] = ["echo", "upload", "download", "abort"];
 
 fn fail(stats: &Stats, what: String) {
@@ -121,11 +124,16 @@ fn fail(stats: &Stats, what: String) {
 
 // ----- server -----
 
-async fn serve(session: Session) {
+async fn serve(session: Session, stats: Arc<Stats>) {
     while let Some(incoming) = session.accept().await {
+        let stats = stats.clone();
         async_std::task::spawn(async move {
-            // The client aborts some channels on purpose: those errors are expected here.
-            let _ = handle(incoming).await;
+            match handle(incoming).await {
+                // The client aborts some channels on purpose (CANCEL): expected here.
+                Err(Error::Channel(ChannelError::Reset { code: ErrorCode::CANCEL, .. }))
+                | Ok(()) => {}
+                Err(e) => fail(&stats, format!("server side: {e}")),
+            }
         });
     }
 }
@@ -135,12 +143,7 @@ async fn handle(incoming: Incoming) -> Result<(), Error> {
     let metadata = incoming.metadata().clone();
     let mut ch = incoming.accept();
     match route.as_str() {
-        "echo" => {
-            while let Some(msg) = ch.recv().await? {
-                ch.send(msg).await?;
-            }
-            ch.finish().await
-        }
+        "echo" => wsmux::interop::echo(ch).await,
         "upload" => {
             let mut hash = FNV_START;
             let mut total = 0u64;
@@ -303,8 +306,10 @@ async fn slot(
                     (session.clone(), stats.clone(), stop.clone(), ops_left.clone());
                 let mut rng = Rng(rng.next() ^ w as u64 | 1);
                 async_std::task::spawn(async move {
-                    while !stop.load(Ordering::Relaxed) && ops_left.load(Ordering::Relaxed) > 0 {
-                        ops_left.fetch_sub(1, Ordering::Relaxed);
+                    let take = |n: u64| n.checked_sub(1);
+                    while !stop.load(Ordering::Relaxed)
+                        && ops_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, take).is_ok()
+                    {
                         match operation(&session, &mut rng, &stats).await {
                             Ok(moved) => stats.bytes.fetch_add(moved, Ordering::Relaxed),
                             Err(e) => {
@@ -316,12 +321,17 @@ async fn slot(
                 })
             })
             .collect();
-        for w in workers {
-            w.await;
+        // A hang is a failure too, not a soak that never ends.
+        let all = futures::future::join_all(workers);
+        if async_std::future::timeout(HANG, all).await.is_err() {
+            fail(&stats, format!("operations still running {HANG:?} after the session's last"));
+            return;
         }
         session.close(ErrorCode::NO_ERROR, "soak: next session");
-        if let Some(e) = session.closed().await {
-            fail(&stats, format!("session ended with {e}"));
+        match async_std::future::timeout(HANG, session.closed()).await {
+            Ok(None) => {}
+            Ok(Some(e)) => fail(&stats, format!("session ended with {e}")),
+            Err(_) => fail(&stats, format!("session not closed {HANG:?} after its GOAWAY")),
         }
         let left = session.stats().held_channels;
         if left != 0 {
@@ -353,15 +363,15 @@ fn main() {
         );
         println!("start: RSS {start_rss} KiB");
         let server = Arc::new(server);
+        let stats = Arc::new(Stats::default());
         let acceptor = async_std::task::spawn({
-            let server = server.clone();
+            let (server, stats) = (server.clone(), stats.clone());
             async move {
                 while let Some(session) = server.accept().await {
-                    async_std::task::spawn(serve(session));
+                    async_std::task::spawn(serve(session, stats.clone()));
                 }
             }
         });
-        let stats = Arc::new(Stats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let slots: Vec<_> = (0..o.sessions)
             .map(|i| {
@@ -389,11 +399,14 @@ fn main() {
             );
         }
         stop.store(true, Ordering::Relaxed);
-        for s in slots {
-            s.await;
+        let ended = async {
+            futures::future::join_all(slots).await;
+            server.shutdown(Duration::from_secs(10)).await;
+            acceptor.await;
+        };
+        if async_std::future::timeout(HANG, ended).await.is_err() {
+            fail(&stats, format!("the run did not wind down within {HANG:?}"));
         }
-        server.shutdown(Duration::from_secs(10)).await;
-        acceptor.await;
         let elapsed = began.elapsed();
 
         let ops: Vec<u64> = stats.ops.iter().map(|c| c.load(Ordering::Relaxed)).collect();
@@ -418,7 +431,12 @@ fn main() {
             (growth - 1.0) * 100.0
         );
         println!("  RSS after shutdown {} KiB (start {start_rss} KiB)", rss_kib());
-        if failures > 0 || server.session_count() != 0 || growth > 1.2 {
+        // Fewer than two samples (or no /proc) would check nothing: that is a failure too.
+        let measured = samples.len() >= 2 && first > 0;
+        if !measured {
+            println!("  too few RSS samples to judge memory (run at least 2 s on Linux)");
+        }
+        if failures > 0 || server.session_count() != 0 || growth > 1.2 || !measured {
             println!("soak: FAILED");
             std::process::exit(1);
         }

@@ -151,6 +151,11 @@ impl Channel {
         }
     }
 
+    /// Whether what this side sends can no longer arrive (see [`Channel::stopped`]).
+    pub(crate) fn send_stopped(&self) -> bool {
+        self.shared.lock().proto.send_stopped(self.id).is_some()
+    }
+
     /// Whether the peer's FIN has arrived, read or not: the peer's side is complete.
     pub(crate) fn fin_received(&self) -> bool {
         self.shared.lock().proto.fin_received(self.id)

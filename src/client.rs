@@ -83,7 +83,7 @@ where
     request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
     let ws_config = config.websocket();
     let (stream, clock) = crate::progress::wrap(stream);
-    let (ws, response) =
+    let (ws, _response) =
         match async_tungstenite::client_async_with_config(request, stream, Some(ws_config)).await {
             Ok(pair) => pair,
             Err(tungstenite::Error::Http(response)) => {
@@ -91,7 +91,8 @@ where
                 let message = String::from_utf8_lossy(body).trim().to_owned();
                 return Err(Error::Refused { status: response.status().as_u16(), message });
             }
-            // tungstenite checks the subprotocol itself: its refusal is ours to name.
+            // tungstenite checks that the server selected the one subprotocol we offer (its
+            // answer must be among those requested): its refusal is ours to name.
             Err(tungstenite::Error::Protocol(
                 tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(e),
             )) => {
@@ -101,12 +102,6 @@ where
             }
             Err(e) => return Err(e.into()),
         };
-    let selected = response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok());
-    if selected != Some(SUBPROTOCOL) {
-        return Err(Error::Handshake(format!(
-            "server selected subprotocol {selected:?}, expected {SUBPROTOCOL}"
-        )));
-    }
     Ok(Session::start(wsmux_proto::Side::Client, ws, config, Some(clock)))
 }
 

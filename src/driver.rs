@@ -259,8 +259,9 @@ struct Task<S> {
     wrote_inline: bool,
     /// [`crate::Config::write_timeout`] and the transport's write progress.
     write_timeout: Option<(Duration, Arc<Clock>)>,
-    /// Since when the WebSocket has not taken what the driver has for it (a send or a flush
-    /// pending); `None` while writes go through.
+    /// While the WebSocket has not taken what the driver has for it (a send or a flush
+    /// pending): the start of the current stretch without write progress. `None` while writes
+    /// go through.
     blocked_since: Option<Instant>,
     /// Armed for the write timeout while writes are blocked.
     write_timer: Option<(Instant, Delay)>,
@@ -508,21 +509,31 @@ where
     /// While writes are blocked, whether the transport has taken no byte for the write
     /// timeout; if so the connection is given up. Otherwise arms the timer for that moment.
     fn write_timed_out(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
-        let (Some(since), Some((timeout, clock))) = (self.blocked_since, &self.write_timeout)
+        let (Some(mut since), Some((timeout, clock))) = (self.blocked_since, &self.write_timeout)
         else {
             self.write_timer = None;
             return false;
         };
         let timeout = *timeout;
-        let at = since.max(clock.last_progress()) + timeout;
-        if now < at {
-            let timer = match &mut self.write_timer {
-                Some((armed, delay)) if *armed == at => delay,
-                _ => &mut self.write_timer.insert((at, Delay::new(at - now))).1,
-            };
-            if timer.poll_unpin(cx).is_pending() {
-                return false;
+        // The timer is armed once per timeout, not at every byte the transport takes: when it
+        // fires, progress since `since` moves the window on instead of failing.
+        loop {
+            let Some(at) = since.checked_add(timeout) else { return false }; // never
+            if now < at {
+                let timer = match &mut self.write_timer {
+                    Some((armed, delay)) if *armed == at => delay,
+                    _ => &mut self.write_timer.insert((at, Delay::new(at - now))).1,
+                };
+                if timer.poll_unpin(cx).is_pending() {
+                    return false;
+                }
             }
+            let last = clock.last_progress();
+            if last <= since {
+                break;
+            }
+            since = last;
+            self.blocked_since = Some(last);
         }
         self.write_timer = None;
         self.blocked_since = None;

@@ -266,7 +266,12 @@ mod listener {
     use futures::lock::Mutex;
     use futures::{FutureExt, SinkExt, StreamExt};
     use std::net::SocketAddr;
-    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    use crate::shared::park_in;
+
+    /// The GOAWAY reason of a server shutdown.
+    const SHUTTING_DOWN: &str = "server shutting down";
     use wsmux_proto::ErrorCode;
 
     use crate::shared::Shared;
@@ -294,14 +299,35 @@ mod listener {
         next_id: AtomicU64,
         connections: AtomicU64,
         live: Arc<DashMap<u64, Shared>>,
-        /// Set by [`Server::shutdown`]: a handshake that completes after it is closed at once.
-        shutting_down: AtomicBool,
+        /// Set by [`Server::shutdown`] to its drain: a handshake that completes after it is
+        /// closed at once, with that drain.
+        shutdown_drain: std::sync::Mutex<Option<std::time::Duration>>,
         /// Woken when a session ends or a handshake finishes (every [`Server::shutdown`]
         /// waiting).
         changed: std::sync::Mutex<Vec<std::task::Waker>>,
     }
 
+    /// Closes one session gracefully with `code`; with `drain`, its drain ends within it.
+    fn close_session(shared: &Shared, code: ErrorCode, reason: &str, drain: Option<Duration>) {
+        let now = std::time::Instant::now();
+        let mut inner = shared.lock();
+        match drain {
+            Some(drain) => inner.proto.close_within(now, code, reason, drain),
+            None => inner.proto.close(now, code, reason),
+        }
+        inner.after_command();
+    }
+
     impl Limits {
+        /// Closes every live session. The map is only read to take the handles: closing one
+        /// may write to its socket, which must not happen under the map's lock.
+        fn close_live(&self, code: ErrorCode, reason: &str, drain: Option<Duration>) {
+            let live: Vec<Shared> = self.live.iter().map(|e| e.value().clone()).collect();
+            for shared in &live {
+                close_session(shared, code, reason, drain);
+            }
+        }
+
         fn wake_shutdowns(&self) {
             let waiting =
                 std::mem::take(&mut *self.changed.lock().unwrap_or_else(|e| e.into_inner()));
@@ -345,7 +371,7 @@ mod listener {
                 next_id: AtomicU64::new(0),
                 connections: AtomicU64::new(0),
                 live: live.clone(),
-                shutting_down: AtomicBool::new(false),
+                shutdown_drain: std::sync::Mutex::new(None),
                 changed: std::sync::Mutex::new(Vec::new()),
             });
             crate::rt::spawn(accept_loop(listener, limits.clone(), tx, stop_rx));
@@ -377,12 +403,7 @@ mod listener {
         /// Starts a graceful shutdown of every live session: GOAWAY with `code`, open channels
         /// finish within the drain timeout, then each WebSocket closes.
         pub fn close_all(&self, code: ErrorCode, reason: &str) {
-            let now = std::time::Instant::now();
-            for entry in self.live.iter() {
-                let mut inner = entry.value().lock();
-                inner.proto.close(now, code, reason);
-                inner.after_command();
-            }
+            self.limits.close_live(code, reason, None);
         }
 
         /// Shuts the server down gracefully and waits until it is done:
@@ -399,18 +420,13 @@ mod listener {
         /// Returns once every session's driver has finished: after at most about the
         /// handshake timeout (upgrades under way), `drain`, and the close timeout.
         /// [`Server::accept`] returns `None` after it. Several tasks may await it at once.
-        pub async fn shutdown(&self, drain: std::time::Duration) {
-            self.limits.shutting_down.store(true, Ordering::SeqCst);
+        pub async fn shutdown(&self, drain: Duration) {
+            *self.limits.shutdown_drain.lock().unwrap_or_else(|e| e.into_inner()) = Some(drain);
             drop(self.stop.lock().unwrap_or_else(|e| e.into_inner()).take());
-            let now = std::time::Instant::now();
-            for entry in self.live.iter() {
-                let mut inner = entry.value().lock();
-                inner.proto.close_within(now, ErrorCode::NO_ERROR, "server shutting down", drain);
-                inner.after_command();
-            }
+            self.limits.close_live(ErrorCode::NO_ERROR, SHUTTING_DOWN, Some(drain));
             let limits = &self.limits;
             futures::future::poll_fn(|cx| {
-                limits.changed.lock().unwrap_or_else(|e| e.into_inner()).push(cx.waker().clone());
+                park_in(&mut limits.changed.lock().unwrap_or_else(|e| e.into_inner()), cx.waker());
                 // `pending` first: a handshake enters `live` before it leaves `pending`.
                 let idle = limits.pending.load(Ordering::SeqCst) == 0 && limits.live.is_empty();
                 if idle {
@@ -487,8 +503,9 @@ mod listener {
         let live = LiveSlot(limits.clone(), id);
         // Counted as pending until it is live, so a shutdown never misses it.
         drop(slot);
-        if limits.shutting_down.load(Ordering::SeqCst) {
-            session.close(ErrorCode::NO_ERROR, "server shutting down");
+        let drain = *limits.shutdown_drain.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(drain) = drain {
+            close_session(session.shared(), ErrorCode::NO_ERROR, SHUTTING_DOWN, Some(drain));
         }
         crate::rt::spawn(async move {
             let _live = live; // leaves `live` when the driver ends, even by a panic

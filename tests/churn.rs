@@ -19,7 +19,7 @@ fn churn_at_the_channel_cap_checks_every_echo_and_leaves_no_state() {
         let mut server_config = ServerConfig::default();
         server_config.session.protocol.max_channels = 8;
         let (client, server) = pair_with(Config::default(), server_config).await;
-        echo_everything(server.clone());
+        async_std::task::spawn(wsmux::interop::serve(server.clone()));
         let workers: Vec<_> = (0..32u64)
             .map(|w| {
                 let client = client.clone();

@@ -60,7 +60,7 @@ fn one_byte_reads_and_writes_deliver_every_byte() {
         let (c, s) = faulty(faults);
         let (client, server, _drivers) =
             pair_over(c, s, Config::default(), ServerConfig::default()).await;
-        echo_everything(server);
+        async_std::task::spawn(wsmux::interop::serve(server));
         let rounds = (0..3).map(|i| echo_round(&client, messages(i, 4)));
         futures::future::join_all(rounds).await;
     });
@@ -81,7 +81,7 @@ fn random_transport_chunking_keeps_every_channel_byte_identical_and_in_order() {
             let (c, s) = faulty(faults);
             let (client, server, _drivers) =
                 pair_over(c, s, Config::default(), ServerConfig::default()).await;
-            echo_everything(server);
+            async_std::task::spawn(wsmux::interop::serve(server));
             let rounds = (0..16).map(|i| echo_round(&client, messages(seed * 100 + i, 12)));
             futures::future::join_all(rounds).await;
         });
@@ -97,7 +97,7 @@ fn writes_returning_zero_end_the_session_without_spinning() {
         let write_polls = c.write_polls.clone();
         let (client, server, drivers) =
             pair_over(c, s, Config::default(), ServerConfig::default()).await;
-        echo_everything(server);
+        async_std::task::spawn(wsmux::interop::serve(server));
         let mut ch = client.open("echo").await.unwrap();
         let block = Bytes::from(vec![5u8; 8192]);
         let err = loop {
@@ -161,7 +161,7 @@ fn a_read_error_mid_stream_fails_every_channel_on_both_sides() {
         let s = FaultIo::new(s, Faults { read_error_after: Some(300_000), ..Faults::default() });
         let (client, server, drivers) =
             pair_over(c, s, Config::default(), ServerConfig::default()).await;
-        echo_everything(server);
+        async_std::task::spawn(wsmux::interop::serve(server));
         let a = transfer(&client, 4 << 20).await;
         let b = transfer(&client, 4 << 20).await;
         let ((read_a, err_a), (read_b, err_b)) =
@@ -184,7 +184,7 @@ fn end_of_stream_in_the_middle_of_a_frame_is_a_lost_connection() {
         let c = FaultIo::new(c, Faults { eof_after: Some(100_001), ..Faults::default() });
         let (client, server, drivers) =
             pair_over(c, s, Config::default(), ServerConfig::default()).await;
-        echo_everything(server);
+        async_std::task::spawn(wsmux::interop::serve(server));
         let (_, err) = read_until_error(transfer(&client, 4 << 20).await).await;
         assert!(
             matches!(err, Error::Channel(ChannelError::Session(SessionError::ConnectionLost(_)))),
@@ -202,7 +202,7 @@ fn a_transport_that_stalls_then_resumes_loses_nothing() {
         let (c, s) = faulty(faults);
         let (client, server, _drivers) =
             pair_over(c, s, Config::default(), ServerConfig::default()).await;
-        echo_everything(server);
+        async_std::task::spawn(wsmux::interop::serve(server));
         // Warm up, then stall both directions with a transfer in flight.
         echo_round(&client, messages(1, 2)).await;
         gate.shut();
@@ -233,8 +233,8 @@ fn symmetric_pressure_through_a_tiny_pipe_completes_while_pinging() {
         let (client, server, _drivers) =
             pair_over(c, s, Config::default(), ServerConfig::default()).await;
         let mb: Vec<Bytes> = (0..64).map(|i| Bytes::from(pattern(i, 16 * 1024))).collect();
-        echo_everything(client.clone());
-        echo_everything(server.clone());
+        async_std::task::spawn(wsmux::interop::serve(client.clone()));
+        async_std::task::spawn(wsmux::interop::serve(server.clone()));
         let pings = |s: Session| async move {
             for _ in 0..20 {
                 s.ping().await.unwrap();
@@ -261,7 +261,7 @@ fn split_halves_in_two_tasks_make_progress_under_backpressure() {
         server_config.session = config.clone();
         let (c, s) = duplex(4096);
         let (client, server, _drivers) = pair_over(c, s, config, server_config).await;
-        echo_everything(server);
+        async_std::task::spawn(wsmux::interop::serve(server));
         let ch = client.open("echo").await.unwrap();
         let (mut tx, mut rx) = ch.split();
         let total = 2 << 20;

@@ -3,8 +3,6 @@
 
 mod common;
 
-use async_std::net::TcpListener;
-use async_tungstenite::tungstenite::handshake::server::{Request, Response};
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::WebSocketStream;
 use bytes::Bytes;
@@ -15,27 +13,7 @@ use wsmux::proto::frame::{Data, Open};
 use wsmux::proto::{ErrorCode, Frame, Settings};
 use wsmux::{OpenOptions, SessionError};
 
-/// Accepts one WebSocket that selects wsmux.v1, and a wsmux client connected to it.
-async fn raw_server_and_client() -> (WebSocketStream<async_std::net::TcpStream>, wsmux::Session) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/mux", listener.local_addr().unwrap());
-    let accept = async {
-        let (tcp, _) = listener.accept().await.unwrap();
-        async_tungstenite::accept_hdr_async(tcp, |_: &Request, mut resp: Response| {
-            resp.headers_mut().insert("Sec-WebSocket-Protocol", "wsmux.v1".parse().unwrap());
-            Ok(resp)
-        })
-        .await
-        .unwrap()
-    };
-    let connect = async {
-        let (session, driver) = wsmux::client::connect(&url, Default::default()).await.unwrap();
-        wsmux::spawn(driver);
-        session
-    };
-    futures::join!(accept, connect)
-}
-
+/// The next wsmux frame the client sends (WebSocket control messages skipped).
 async fn next_frame(ws: &mut WebSocketStream<async_std::net::TcpStream>) -> Frame {
     loop {
         match ws.next().await.unwrap().unwrap() {

@@ -11,9 +11,8 @@ mod common;
 
 use std::time::Duration;
 
-use async_std::net::{TcpListener, TcpStream};
+use async_std::net::TcpStream;
 use async_tungstenite::tungstenite::client::IntoClientRequest;
-use async_tungstenite::tungstenite::handshake::server::{Request, Response};
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::WebSocketStream;
 use bytes::Bytes;
@@ -75,11 +74,15 @@ async fn replay(ws: &mut Ws, v: &Value) {
     }
     ws.flush().await.unwrap();
     let (mut resets, mut acks, mut goaway, mut close) = (Vec::new(), 0, None, None);
+    let mut saw_sentinel = false;
     let read = async {
         while let Some(msg) = ws.next().await {
             match msg {
                 Ok(Message::Binary(b)) => match Frame::decode(b).unwrap() {
-                    Frame::Ping { ack: true, payload } if payload == SENTINEL => break,
+                    Frame::Ping { ack: true, payload } if payload == SENTINEL => {
+                        saw_sentinel = true;
+                        break;
+                    }
                     Frame::Ping { ack: true, .. } => {
                         acks += 1;
                         if Some(acks) == want_acks {
@@ -115,6 +118,11 @@ async fn replay(ws: &mut Ws, v: &Value) {
     } else {
         assert!(expect["ignored"].as_bool().unwrap(), "{name}: unknown expectation");
         assert!(resets.is_empty() && goaway.is_none(), "{name}: answered {resets:?} {goaway:?}");
+    }
+    if session_error.is_none() {
+        // The session lived through the vector: it answered the sentinel and did not close.
+        assert!(saw_sentinel, "{name}: no answer to the sentinel PING");
+        assert_eq!(close, None, "{name}: WebSocket closed");
     }
     if let Some(n) = want_acks {
         assert_eq!(acks, n, "{name}: PING ACKs");
@@ -168,21 +176,7 @@ fn every_client_side_session_vector_over_a_real_websocket() {
     run(async {
         let mut n = 0;
         for v in vectors().iter().filter(|v| v["side"] == "client") {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("ws://{}/mux", listener.local_addr().unwrap());
-            let accept = async {
-                let (tcp, _) = listener.accept().await.unwrap();
-                async_tungstenite::accept_hdr_async(tcp, |_: &Request, mut resp: Response| {
-                    resp.headers_mut()
-                        .insert("Sec-WebSocket-Protocol", "wsmux.v1".parse().unwrap());
-                    Ok(resp)
-                })
-                .await
-                .unwrap()
-            };
-            let connect = async { wsmux::client::connect(&url, Default::default()).await.unwrap() };
-            let (mut ws, (client, driver)) = futures::join!(accept, connect);
-            wsmux::spawn(driver);
+            let (mut ws, client) = raw_server_and_client().await;
             replay(&mut ws, v).await;
             drop(client);
             n += 1;

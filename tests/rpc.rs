@@ -181,6 +181,24 @@ fn the_caller_gets_deadline_exceeded_at_once_and_the_handler_is_stopped() {
 }
 
 #[test]
+fn the_caller_keeps_its_deadline_against_a_callee_that_never_answers() {
+    run(async {
+        let (client, server) = pair().await;
+        // A callee that accepts calls and never answers (and enforces no deadline).
+        async_std::task::spawn(async move {
+            let mut held = Vec::new();
+            while let Some(incoming) = server.accept().await {
+                held.push(incoming.accept());
+            }
+        });
+        let client = Client::new(client);
+        let options = CallOptions::new().timeout(Duration::from_millis(50));
+        let status = client.unary_with(&STALL, &(), options).await.unwrap_err();
+        assert_eq!(status.code(), Code::DEADLINE_EXCEEDED);
+    });
+}
+
+#[test]
 fn the_callee_enforces_the_deadline_it_was_sent() {
     run(async {
         let (router, mut started, mut dropped) = stalling();
@@ -389,23 +407,23 @@ fn a_failed_send_reports_the_callee_status_and_keeps_unread_responses() {
 fn requests_end_once_the_caller_is_gone_so_a_handler_skipping_errors_stops() {
     run(async {
         const SKIP: ClientStreaming<u32, u32> = ClientStreaming::new("skip");
-        let (stopped_tx, mut stopped) = mpsc::unbounded::<()>();
+        let (counted_tx, mut counted) = mpsc::unbounded::<usize>();
         let router = Router::new().client_streaming(SKIP, move |reqs, _| {
-            let stopped = stopped_tx.clone();
-            async move {
-                stopped.unbounded_send(()).unwrap();
-                let _on_drop = OnDrop(stopped);
+            // The requests are read by a task of their own, which the router does not stop
+            // when the caller leaves: only the end of `Requests` lets it finish.
+            let counted = counted_tx.clone();
+            async_std::task::spawn(async move {
                 let n = reqs.filter_map(|r| async move { r.ok() }).count().await;
-                Ok(n as u32)
-            }
+                counted.unbounded_send(n).unwrap();
+            });
+            futures::future::pending::<Result<u32, Status>>()
         });
         let (client, server) = served(router).await;
         let mut call = client.client_streaming(&SKIP, CallOptions::new()).await.unwrap();
         call.send(&1).await.unwrap();
         until(|| server.stats().channels_accepted == 1).await;
         drop(call); // reset CANCEL
-        stopped.next().await.unwrap(); // the first message: the handler started
-        stopped.next().await.unwrap(); // the second: its future was dropped (or it returned)
+        assert_eq!(counted.next().await, Some(1), "the requests ended after the one sent");
     });
 }
 

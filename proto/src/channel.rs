@@ -162,19 +162,16 @@ impl Channel {
         }
         match self.send {
             SendState::Open | SendState::Finishing => match self.send_queue.front() {
-                // An empty message needs no credit; otherwise a frame carries at least
-                // MIN_CHUNK bytes, or the rest of the message (PROTOCOL.md section 8).
-                Some(front) => {
-                    let rest = front.len() - self.send_offset;
-                    rest == 0 || self.credit.available() >= rest.min(MIN_CHUNK)
-                }
+                Some(_) => !self.credit_blocked(),
                 None => self.send == SendState::Finishing,
             },
             SendState::Finished | SendState::Reset => false,
         }
     }
 
-    /// Whether data waits to be sent and the credit does not cover the next frame.
+    /// Whether data waits to be sent and the credit does not cover the next frame. An empty
+    /// message needs no credit; otherwise a frame carries at least MIN_CHUNK bytes, or the rest
+    /// of the message (PROTOCOL.md section 8).
     pub(crate) fn credit_blocked(&self) -> bool {
         matches!(self.send, SendState::Open | SendState::Finishing)
             && self.pending_open.is_none()

@@ -248,7 +248,7 @@ fn refused_open_after_data_is_reported_to_the_opener() {
 }
 
 #[test]
-fn channel_cap_refuses_excess_with_limit_and_session_lives() {
+fn before_settings_one_open_at_a_time_then_the_announced_cap() {
     let mut server = Config::default();
     server.max_channels = 2;
     let mut pair = Pair::unconnected(Config::default(), server);

@@ -13,7 +13,10 @@ use futures::{FutureExt, Stream};
 use futures_timer::Delay;
 use wsmux_proto::rpc::{CallHeader, CallMessage, Code};
 
-use super::{data_message, deadline_after, Bidi, ClientStreaming, ServerStreaming, Status, Unary};
+use super::{
+    data_message, deadline_after, timer_until, Bidi, ClientStreaming, ServerStreaming, Status,
+    Unary,
+};
 use crate::channel::Channel;
 use crate::codec::{Bincode, Codec};
 use crate::session::{OpenOptions, Session};
@@ -201,7 +204,7 @@ impl<C: Send + Sync + 'static> Client<C> {
             self.session.open_with(open).await.map_err(|e| Status::from_error(&e))
         })
         .await?;
-        let timer = deadline.map(|d| Delay::new(d.saturating_duration_since(Instant::now())));
+        let timer = deadline.map(timer_until);
         Ok(Call { ch, codec: self.codec.clone(), timer, done: false, backlog: VecDeque::new() })
     }
 }
@@ -213,7 +216,7 @@ async fn with_deadline<T>(
     call: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
     let Some(deadline) = deadline else { return call.await };
-    let timer = Delay::new(deadline.saturating_duration_since(Instant::now()));
+    let timer = timer_until(deadline);
     futures::select_biased! {
         result = call.fuse() => result,
         () = timer.fuse() => Err(Status::deadline_exceeded("deadline exceeded")),
@@ -336,8 +339,14 @@ impl<C> Call<C> {
     }
 
     /// After a failed send or finish: the callee's failure status, if it has arrived. The
-    /// messages read to find it stay queued for the application.
+    /// messages read to find it stay queued for the application. Only once the callee is done
+    /// sending (it finished, or the channel is reset): what it sent is then bounded by one
+    /// window, whereas reading a live channel would return credit and let it send on, so
+    /// repeated local failures could pile up its messages here.
     fn callee_status(&mut self) -> Option<Status> {
+        if !(self.ch.fin_received() || self.ch.send_stopped()) {
+            return None;
+        }
         while let Some(Ok(Some(msg))) = self.ch.recv().now_or_never() {
             self.backlog.push_back(msg);
         }

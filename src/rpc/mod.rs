@@ -201,6 +201,11 @@ fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
+/// A timer that fires at `deadline` (at once if it passed).
+fn timer_until(deadline: Instant) -> futures_timer::Delay {
+    futures_timer::Delay::new(deadline.saturating_duration_since(Instant::now()))
+}
+
 /// Spawns `future` on the runtime the features select (for [`Router::serve`]).
 #[cfg(any(feature = "async-std", feature = "smol", feature = "tokio"))]
 fn spawn_call(future: futures::future::BoxFuture<'static, ()>) {

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream};
-use futures_timer::Delay;
 use wsmux_proto::rpc::{status_message, CallHeader, CallMessage, Code};
 
 use super::{data_message, Bidi, ClientStreaming, ServerStreaming, Status, Unary};
@@ -26,7 +25,7 @@ use crate::{ChannelError, ErrorCode};
 /// What a handler knows of its call.
 #[derive(Debug, Clone)]
 pub struct CallContext {
-    method: String,
+    method: &'static str,
     deadline: Option<Instant>,
     headers: Vec<(String, Bytes)>,
     session: Session,
@@ -35,7 +34,7 @@ pub struct CallContext {
 impl CallContext {
     /// The method's name.
     pub fn method(&self) -> &str {
-        &self.method
+        self.method
     }
 
     /// When the caller stops waiting (the handler is stopped then), if the caller set one.
@@ -108,11 +107,11 @@ impl CallChannel {
     /// than the caller accepts becomes a RESOURCE_EXHAUSTED status.
     fn finish(&self, last: Option<Bytes>) {
         let mut ch = self.lock();
-        if let Err(Error::Channel(ChannelError::MessageTooLarge { size, max })) =
+        if let Err(e @ Error::Channel(ChannelError::MessageTooLarge { .. })) =
             ch.send_last_now(last)
         {
-            let text = format!("the answer is {size} bytes, the caller accepts {max}");
-            let _ = ch.send_last_now(Some(status_message(Code::RESOURCE_EXHAUSTED, &text)));
+            let status = Status::from_error(&e);
+            let _ = ch.send_last_now(Some(status_message(status.code(), status.message())));
         }
     }
 }
@@ -124,7 +123,7 @@ async fn run_call<T>(
     work: impl Future<Output = Result<T, Stop>>,
 ) -> Result<T, Stop> {
     let mut work = pin!(AssertUnwindSafe(work).catch_unwind());
-    let mut timer = deadline.map(|d| Delay::new(d.saturating_duration_since(Instant::now())));
+    let mut timer = deadline.map(super::timer_until);
     poll_fn(|cx| {
         if let Poll::Ready(result) = work.as_mut().poll(cx) {
             return Poll::Ready(
@@ -262,7 +261,8 @@ impl<Resp, C> std::fmt::Debug for Sender<Resp, C> {
     }
 }
 
-type Handler = dyn Fn(CallChannel, CallContext) -> BoxFuture<'static, ()> + Send + Sync;
+/// Runs one call; the [`InFlight`] guard lives as long as the call's future.
+type Handler = dyn Fn(CallChannel, CallContext, InFlight) -> BoxFuture<'static, ()> + Send + Sync;
 
 /// Handlers by method name. Build it with [`Router::unary`] and its siblings, then
 /// [`Router::serve`] a session: every call runs as its own task, at most
@@ -331,7 +331,8 @@ impl<C: Send + Sync + 'static> Router<C> {
     }
 
     fn add(mut self, name: &'static str, handler: Arc<Handler>) -> Self {
-        assert!(!name.is_empty() && name.len() <= 255, "a method name is 1-255 bytes: {name:?}");
+        let max = wsmux_proto::frame::MAX_ROUTE_LEN;
+        assert!(!name.is_empty() && name.len() <= max, "a method name is 1-{max} bytes: {name:?}");
         assert!(self.methods.insert(name, handler).is_none(), "method {name:?} registered twice");
         self
     }
@@ -346,10 +347,11 @@ impl<C: Send + Sync + 'static> Router<C> {
         let codec = self.codec.clone();
         self.add(
             name,
-            Arc::new(move |chan: CallChannel, ctx: CallContext| {
+            Arc::new(move |chan: CallChannel, ctx: CallContext, in_flight: InFlight| {
                 let deadline = ctx.deadline;
                 let work = make(chan.clone(), codec.clone(), ctx);
                 async move {
+                    let _in_flight = in_flight;
                     let result = run_call(&chan, deadline, work).await;
                     end_call(&chan, result);
                 }
@@ -483,7 +485,7 @@ impl<C: Send + Sync + 'static> Router<C> {
             let _ = incoming.accept().send_last_now(Some(msg));
             None
         };
-        let Some(handler) = self.methods.get(incoming.route()).cloned() else {
+        let Some((&method, handler)) = self.methods.get_key_value(incoming.route()) else {
             let status =
                 Status::new(Code::UNIMPLEMENTED, format!("no method {:?}", incoming.route()));
             return answer_now(incoming, status);
@@ -502,23 +504,12 @@ impl<C: Send + Sync + 'static> Router<C> {
             }
         };
         let timeout = Duration::from_millis(u64::from(header.timeout_ms));
-        let deadline =
-            (header.timeout_ms > 0).then(|| Instant::now().checked_add(timeout)).flatten();
-        let ctx = CallContext {
-            method: incoming.route().to_owned(),
-            deadline,
-            headers: header.headers,
-            session: session.clone(),
-        };
+        let deadline = super::deadline_after((header.timeout_ms > 0).then_some(timeout));
+        let ctx =
+            CallContext { method, deadline, headers: header.headers, session: session.clone() };
         let guard = InFlight::enter(in_flight.clone());
         let chan = CallChannel(Arc::new(Mutex::new(incoming.accept())));
-        Some(
-            async move {
-                let _guard = guard;
-                handler(chan, ctx).await;
-            }
-            .boxed(),
-        )
+        Some(handler(chan, ctx, guard))
     }
 }
 

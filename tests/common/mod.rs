@@ -72,6 +72,34 @@ pub struct Drivers {
     pub server: async_std::task::JoinHandle<Result<(), Error>>,
 }
 
+/// A raw WebSocket server (it selects `wsmux.v1`, then speaks frames the test writes) and a
+/// wsmux client session connected to it, its driver running.
+#[allow(clippy::result_large_err)] // tungstenite's handshake callback signature
+pub async fn raw_server_and_client(
+) -> (async_tungstenite::WebSocketStream<async_std::net::TcpStream>, Session) {
+    use async_tungstenite::tungstenite::handshake::server::{Request, Response};
+    let listener = async_std::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/mux", listener.local_addr().expect("address"));
+    let accept = async {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        async_tungstenite::accept_hdr_async(tcp, |_: &Request, mut resp: Response| {
+            let protocol =
+                async_tungstenite::tungstenite::http::HeaderValue::from_static("wsmux.v1");
+            resp.headers_mut().insert("Sec-WebSocket-Protocol", protocol);
+            Ok(resp)
+        })
+        .await
+        .expect("upgrade")
+    };
+    let connect = async {
+        let (session, driver) =
+            wsmux::client::connect(&url, Config::default()).await.expect("connect");
+        wsmux::spawn(driver);
+        session
+    };
+    futures::join!(accept, connect)
+}
+
 /// A pair whose client driver runs as a task the test can cancel: cancelling it drops the
 /// TCP connection at once, with no GOAWAY and no close handshake.
 pub async fn pair_with_killable_client(
@@ -82,23 +110,6 @@ pub async fn pair_with_killable_client(
     let driver = async_std::task::spawn(driver);
     let server = listener.accept().await.expect("accept");
     (client, server, driver)
-}
-
-/// Echoes every message of every channel the peer opens, then finishes.
-pub fn echo_everything(session: Session) {
-    async_std::task::spawn(async move {
-        while let Some(incoming) = session.accept().await {
-            let mut ch = incoming.accept();
-            async_std::task::spawn(async move {
-                while let Ok(Some(msg)) = ch.recv().await {
-                    if ch.send(msg).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = ch.finish().await;
-            });
-        }
-    });
 }
 
 /// A fast, deterministic checksum (FNV-1a 64).
