@@ -30,6 +30,7 @@ use async_tungstenite::tungstenite::protocol::frame::Frame;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::WebSocketStream;
+use bytes::BytesMut;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::task::AtomicWaker;
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -206,6 +207,7 @@ impl Driver {
             flush_pending: false,
             inbox: Vec::new(),
             outbox: VecDeque::new(),
+            encode_buf: BytesMut::new(),
             read_done: false,
             write_done: false,
             final_writes: None,
@@ -248,6 +250,9 @@ struct Task<S> {
     inbox: Vec<Message>,
     /// Frames taken from proto under one lock, waiting for the WebSocket to accept them.
     outbox: VecDeque<ProtoFrame>,
+    /// Where small frames are encoded. The WebSocket copies each one out at once, so the
+    /// buffer is free again for the next frame: no allocation per frame.
+    encode_buf: BytesMut,
     read_done: bool,
     write_done: bool,
     /// Started when the session has ended with frames still to write.
@@ -462,6 +467,9 @@ where
         }
         let mut wrote = false;
         let mut blocked = false;
+        // Proto had no more frames when last asked: what handles queue from now on wakes the
+        // driver (or is seen by the inline writer's last look), so no second lock to check.
+        let mut drained = false;
         loop {
             match self.ws.poll_ready_unpin(cx) {
                 Poll::Ready(Ok(())) => {}
@@ -471,7 +479,7 @@ where
                     break;
                 }
             }
-            if self.outbox.is_empty() {
+            if self.outbox.is_empty() && !drained {
                 // Many small frames per lock, but few bytes: frames taken here are committed
                 // to the wire order, so a later small message could not pass them any more.
                 let mut inner = self.shared.lock();
@@ -482,7 +490,10 @@ where
                             bytes += frame.encoded_len();
                             self.outbox.push_back(frame);
                         }
-                        None => break,
+                        None => {
+                            drained = true;
+                            break;
+                        }
                     }
                 }
             }
@@ -551,7 +562,10 @@ where
             _ => 0,
         };
         if payload_len < FRAGMENT_FROM {
-            return self.ws.start_send_unpin(Message::Binary(frame.to_bytes()));
+            self.encode_buf.reserve(FRAGMENT_FROM.max(frame.encoded_len()));
+            frame.encode(&mut self.encode_buf);
+            let bytes = self.encode_buf.split().freeze();
+            return self.ws.start_send_unpin(Message::Binary(bytes));
         }
         let (head, payload) = frame.to_split_bytes();
         // The second fragment follows at once: nothing may come between a message's fragments,

@@ -109,7 +109,7 @@ impl Session {
         protocol.hash_seed = std::hash::BuildHasher::hash_one(&RandomState::new(), Instant::now());
         let proto = Proto::new(side, protocol, Instant::now());
         let shared = Shared::new(proto);
-        shared.lock().session_handles = 1;
+        shared.add_session_handle();
         let write_timeout = config.write_timeout.zip(clock);
         let driver = Driver::new(ws, shared.clone(), config.close_timeout, write_timeout);
         (Session { shared }, driver)
@@ -259,16 +259,15 @@ impl Session {
 
 impl Clone for Session {
     fn clone(&self) -> Self {
-        self.shared.lock().session_handles += 1;
+        self.shared.add_session_handle();
         Session { shared: self.shared.clone() }
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let mut inner = self.shared.lock();
-        inner.session_handles -= 1;
-        if inner.session_handles == 0 {
+        if self.shared.drop_session_handle() {
+            let mut inner = self.shared.lock();
             inner.proto.close(Instant::now(), ErrorCode::NO_ERROR, "session dropped");
             inner.after_command();
         }

@@ -7,6 +7,7 @@
 //! The lock is never held across an `.await` or while touching the WebSocket.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Waker;
 
@@ -41,12 +42,10 @@ pub(crate) struct Inner {
     pub(crate) closed: Vec<Waker>,
     pub(crate) pong: Vec<Waker>,
     pub(crate) driver: Option<Waker>,
-    /// Live `Session` handles; when the last one goes the session closes gracefully.
-    pub(crate) session_handles: usize,
     /// The driver has finished (or was dropped): nothing will make progress any more.
     pub(crate) driver_gone: bool,
     /// Tasks to wake once the lock is released (see [`Guard`]).
-    to_wake: Vec<Waker>,
+    to_wake: WakeList,
     /// While the driver polls, wakes wait until the end of its poll (see [`Guard`]).
     pub(crate) defer_wakes: bool,
     /// The driver's waker, taken by a handle command that queued frames: once the lock is
@@ -130,12 +129,49 @@ impl Inner {
     }
 
     /// The wakers collected so far, unless the driver is mid-poll and will take them itself.
-    fn wakes_due(&mut self) -> Vec<Waker> {
+    fn wakes_due(&mut self) -> WakeList {
         if self.defer_wakes {
-            Vec::new()
+            WakeList::default()
         } else {
             std::mem::take(&mut self.to_wake)
         }
+    }
+}
+
+/// Wakers parked inline in a [`WakeList`]: an operation wakes one or two tasks.
+const INLINE_WAKES: usize = 4;
+
+/// Tasks to wake once the lock is released. The list is moved out at every release, so the
+/// first few live inline: a `Vec` would allocate anew for every wake.
+#[derive(Debug, Default)]
+pub(crate) struct WakeList {
+    inline: [Option<Waker>; INLINE_WAKES],
+    len: usize,
+    more: Vec<Waker>,
+}
+
+impl WakeList {
+    fn push(&mut self, waker: Waker) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Some(waker);
+                self.len += 1;
+            }
+            None => self.more.push(waker),
+        }
+    }
+
+    fn extend(&mut self, wakers: impl IntoIterator<Item = Waker>) {
+        wakers.into_iter().for_each(|w| self.push(w));
+    }
+
+    /// Moves every waker of `list` here, leaving `list` empty (and its capacity in place).
+    fn append(&mut self, list: &mut Vec<Waker>) {
+        self.extend(list.drain(..));
+    }
+
+    fn wake(self) {
+        self.inline.into_iter().flatten().chain(self.more).for_each(Waker::wake);
     }
 }
 
@@ -164,6 +200,9 @@ pub(crate) trait WriteNow: Send + Sync {
 
 struct State {
     inner: Mutex<Inner>,
+    /// Live `Session` handles; when the last one goes the session closes gracefully. Kept
+    /// out of the lock: a handle is cloned per RPC call.
+    session_handles: AtomicUsize,
     writer: OnceLock<Weak<dyn WriteNow>>,
     /// What a server learned of its peer during the upgrade; set once, before the session is
     /// handed out.
@@ -191,13 +230,28 @@ impl Shared {
             closed: Vec::new(),
             pong: Vec::new(),
             driver: None,
-            session_handles: 0,
             driver_gone: false,
-            to_wake: Vec::new(),
+            to_wake: WakeList::default(),
             defer_wakes: false,
             write_now: None,
         });
-        Shared(Arc::new(State { inner, writer: OnceLock::new(), peer: OnceLock::new() }))
+        Shared(Arc::new(State {
+            inner,
+            session_handles: AtomicUsize::new(0),
+            writer: OnceLock::new(),
+            peer: OnceLock::new(),
+        }))
+    }
+
+    /// Counts one more `Session` handle.
+    pub(crate) fn add_session_handle(&self) {
+        self.0.session_handles.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one `Session` handle less; true if it was the last.
+    pub(crate) fn drop_session_handle(&self) -> bool {
+        // AcqRel, as for `Arc`: whatever the other handles did happens before the close.
+        self.0.session_handles.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
     /// Lets handles write through the driver (see [`WriteNow`]); set once, by the driver.
@@ -251,7 +305,7 @@ impl Drop for Guard<'_> {
         let wakes = inner.wakes_due();
         let write_now = inner.write_now.take();
         drop(inner);
-        wakes.into_iter().for_each(Waker::wake);
+        wakes.wake();
         if let Some(driver) = write_now {
             match self.writer.get().and_then(Weak::upgrade) {
                 Some(writer) => writer.write_now(driver),

@@ -3,14 +3,13 @@
 //! The session owns every `Channel` and decides what frames mean; this file only keeps the
 //! per-channel bookkeeping consistent (what may be sent next, what the application may read).
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 
 use crate::error::ChannelError;
 use crate::flow::{RecvWindow, SendCredit};
 use crate::frame::{Data, Frame, Open};
 use crate::id::ChannelId;
+use crate::queue::Queue;
 
 /// The smallest DATA payload sent while more of the message waits (PROTOCOL.md section 8).
 pub(crate) const MIN_CHUNK: usize = 1024;
@@ -64,7 +63,7 @@ pub(crate) struct Channel {
     pub(crate) pending_open: Option<Box<(String, Bytes)>>,
 
     pub(crate) send: SendState,
-    send_queue: VecDeque<Bytes>,
+    send_queue: Queue<Bytes>,
     send_offset: usize,
     pub(crate) queued: usize,
     pub(crate) credit: SendCredit,
@@ -75,7 +74,7 @@ pub(crate) struct Channel {
     pub(crate) stalled_since: Option<std::time::Instant>,
 
     pub(crate) recv: RecvState,
-    recv_queue: VecDeque<Chunk>,
+    recv_queue: Queue<Chunk>,
     pub(crate) buffered: usize,
     pub(crate) window: RecvWindow,
     /// Bytes of the incoming message received so far.
@@ -109,14 +108,14 @@ impl Channel {
             id,
             pending_open: None,
             send: SendState::Open,
-            send_queue: VecDeque::new(),
+            send_queue: Queue::default(),
             send_offset: 0,
             queued: 0,
             credit: SendCredit::new(send_credit),
             wake_writer_at: None,
             stalled_since: None,
             recv: RecvState::Open,
-            recv_queue: VecDeque::new(),
+            recv_queue: Queue::default(),
             buffered: 0,
             window: RecvWindow::new(recv_window),
             msg_len: 0,
@@ -190,16 +189,22 @@ impl Channel {
             if let Some(front) = self.send_queue.front() {
                 let n =
                     (front.len() - self.send_offset).min(self.credit.available()).min(max_payload);
-                payload = front.slice(self.send_offset..self.send_offset + n);
+                eom = self.send_offset + n == front.len();
+                payload = if eom && self.send_offset == 0 {
+                    // The whole message: moved, not sliced (a slice costs a reference count,
+                    // and a first one an allocation for a buffer that came from a `Vec`).
+                    self.send_queue.pop_front().unwrap_or_default()
+                } else {
+                    let part = front.slice(self.send_offset..self.send_offset + n);
+                    if eom {
+                        self.send_queue.pop_front();
+                    }
+                    part
+                };
                 self.stalled_since = None; // progress
-                self.send_offset += n;
+                self.send_offset = if eom { 0 } else { self.send_offset + n };
                 self.credit.spend(n);
                 self.queued -= n;
-                eom = self.send_offset == front.len();
-                if eom {
-                    self.send_queue.pop_front();
-                    self.send_offset = 0;
-                }
             }
         }
         let fin = self.send == SendState::Finishing && self.send_queue.is_empty();

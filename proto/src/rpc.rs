@@ -213,32 +213,32 @@ impl Reader<'_> {
     }
 }
 
-/// One message of a call, read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallMessage {
+/// One message of a call, read: a view into the message's bytes (decoding copies nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallMessage<'a> {
     /// A value, encoded by the service's codec.
-    Data(Bytes),
+    Data(&'a [u8]),
     /// The callee's outcome; the channel's FIN follows with it.
     Status {
         /// The code.
         code: Code,
         /// A human-readable text, possibly empty.
-        text: String,
+        text: &'a str,
     },
 }
 
-impl CallMessage {
+impl<'a> CallMessage<'a> {
     /// Reads one message of a call.
-    pub fn decode(msg: &Bytes) -> Result<CallMessage, RpcWireError> {
+    pub fn decode(msg: &'a [u8]) -> Result<CallMessage<'a>, RpcWireError> {
         match msg.first() {
             None => Err(RpcWireError::Empty),
-            Some(&KIND_DATA) => Ok(CallMessage::Data(msg.slice(1..))),
+            Some(&KIND_DATA) => Ok(CallMessage::Data(&msg[1..])),
             Some(&KIND_STATUS) => {
                 let code = msg.get(1..3).ok_or(RpcWireError::Truncated("status code"))?;
                 let code = Code(u16::from_be_bytes([code[0], code[1]]));
                 let text = std::str::from_utf8(&msg[3..])
                     .map_err(|_| RpcWireError::NotUtf8("status text"))?;
-                Ok(CallMessage::Status { code, text: text.to_owned() })
+                Ok(CallMessage::Status { code, text })
             }
             Some(&kind) => Err(RpcWireError::UnknownKind(kind)),
         }

@@ -234,7 +234,7 @@ fn single_answer<Resp, C: Codec<Resp>>(
     };
     match CallMessage::decode(&msg) {
         Ok(CallMessage::Data(value)) => {
-            codec.decode(&value).map_err(|e| Status::internal(format!("undecodable answer: {e}")))
+            codec.decode(value).map_err(|e| Status::internal(format!("undecodable answer: {e}")))
         }
         Ok(CallMessage::Status { code: Code::OK, .. }) => {
             Err(Status::internal("the call ended OK without an answer"))
@@ -299,7 +299,7 @@ impl<C> Call<C> {
         Poll::Ready(match CallMessage::decode(&msg) {
             Ok(CallMessage::Data(value)) => Some(
                 self.codec
-                    .decode(&value)
+                    .decode(value)
                     .map_err(|e| Status::internal(format!("undecodable response: {e}"))),
             ),
             Ok(CallMessage::Status { code: Code::OK, .. }) => {

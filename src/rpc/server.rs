@@ -85,11 +85,18 @@ impl CallChannel {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The next message of the call, read: `Ok(None)` at the caller's FIN.
-    fn poll_message(&self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Stop>> {
+    /// The next request of the call, read and decoded by `codec` (which may fail):
+    /// `Ok(None)` at the caller's FIN.
+    fn poll_request<Req, C: Codec<Req>>(
+        &self,
+        cx: &mut Context<'_>,
+        codec: &C,
+    ) -> Poll<Result<Option<Result<Req, Status>>, Stop>> {
         self.lock().poll_recv(cx).map(|r| match r {
             Ok(Some(msg)) => match CallMessage::decode(&msg) {
-                Ok(CallMessage::Data(value)) => Ok(Some(value)),
+                Ok(CallMessage::Data(value)) => Ok(Some(
+                    codec.decode(value).map_err(|e| Status::invalid_argument(e.to_string())),
+                )),
                 Ok(CallMessage::Status { .. }) => Err(Stop::Broken("a STATUS from the caller")),
                 Err(_) => Err(Stop::Broken("a malformed call message")),
             },
@@ -161,10 +168,8 @@ fn end_call(chan: &CallChannel, result: Result<Option<Bytes>, Stop>) {
 
 /// The one request of a unary or server-streaming call.
 async fn read_request<Req, C: Codec<Req>>(chan: &CallChannel, codec: &C) -> Result<Req, Stop> {
-    match poll_fn(|cx| chan.poll_message(cx)).await? {
-        Some(value) => {
-            codec.decode(&value).map_err(|e| Status::invalid_argument(e.to_string()).into())
-        }
+    match poll_fn(|cx| chan.poll_request(cx, codec)).await? {
+        Some(request) => request.map_err(Stop::from),
         None => Err(Status::invalid_argument("the call carried no request").into()),
     }
 }
@@ -198,13 +203,8 @@ impl<Req, C: Codec<Req>> Requests<Req, C> {
         if self.done {
             return Poll::Ready(None);
         }
-        let item = match futures::ready!(self.chan.poll_message(cx)) {
-            Ok(Some(value)) => {
-                let request = self.codec.decode(&value);
-                return Poll::Ready(Some(
-                    request.map_err(|e| Status::invalid_argument(e.to_string())),
-                ));
-            }
+        let item = match futures::ready!(self.chan.poll_request(cx, &*self.codec)) {
+            Ok(Some(request)) => return Poll::Ready(Some(request)),
             Ok(None) => None,
             Err(Stop::Broken(why)) => {
                 self.chan.lock().reset(ErrorCode::PROTOCOL, why);
@@ -458,6 +458,10 @@ impl<C: Send + Sync + 'static> Router<C> {
     }
 
     /// [`Router::serve`] with your own way to run a call: `spawn` gets each call's future.
+    ///
+    /// A call is first polled once right here: a handler that answers at once (a unary
+    /// request arrives whole with its open) then ends without a task of its own. Only a call
+    /// that has to wait is handed to `spawn`.
     pub fn serve_with<S>(self, session: Session, spawn: S) -> impl Future<Output = ()> + Send
     where
         S: Fn(BoxFuture<'static, ()>) + Send,
@@ -465,8 +469,10 @@ impl<C: Send + Sync + 'static> Router<C> {
         let in_flight = Arc::new(AtomicUsize::new(0));
         async move {
             while let Some(incoming) = session.accept().await {
-                if let Some(call) = self.prepare(incoming, &session, &in_flight) {
-                    spawn(call);
+                if let Some(mut call) = self.prepare(incoming, &session, &in_flight) {
+                    if poll_fn(|cx| Poll::Ready(poll_first(&mut call, cx))).await.is_pending() {
+                        spawn(call);
+                    }
                 }
             }
         }
@@ -511,6 +517,13 @@ impl<C: Send + Sync + 'static> Router<C> {
         let chan = CallChannel(Arc::new(Mutex::new(incoming.accept())));
         Some(handler(chan, ctx, guard))
     }
+}
+
+/// Polls a call once in the serving task. A panic ends the call (as it would end the call's
+/// own task), never the serving loop.
+fn poll_first(call: &mut BoxFuture<'static, ()>, cx: &mut Context<'_>) -> Poll<()> {
+    let poll = std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx)));
+    poll.unwrap_or(Poll::Ready(()))
 }
 
 /// Counts one running call while it lives.
