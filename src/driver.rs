@@ -114,6 +114,8 @@ impl Future for Driver {
 /// (the driver never blocks its thread waiting for a handle's write).
 struct Cell<S> {
     task: Mutex<Task<S>>,
+    /// The handles' state (the task's own copy cannot be lent while the task is borrowed).
+    shared: Shared,
     /// The driver found the task busy: whoever holds it wakes the driver when done.
     wanted: AtomicBool,
     waker: AtomicWaker,
@@ -149,7 +151,7 @@ where
             }
         };
         self.wanted.store(false, Ordering::SeqCst);
-        Pin::new(&mut *task).poll(cx)
+        task.poll(&self.shared, cx)
     }
 }
 
@@ -164,7 +166,7 @@ where
         // Busy means the driver is polling right now: it will see the frames (the wake makes
         // it go round again if it already looked).
         let Some(mut task) = self.try_task() else { return };
-        if task.write_inline(&driver) {
+        if task.write_inline(&self.shared, &driver) {
             release.driver = None; // nothing left for the driver to do
         }
     }
@@ -205,9 +207,11 @@ impl Driver {
             deadline: None,
             phase: Phase::Running,
             flush_pending: false,
+            unflushed: false,
             inbox: Vec::new(),
             outbox: VecDeque::new(),
             encode_buf: BytesMut::new(),
+            read_end: None,
             read_done: false,
             write_done: false,
             final_writes: None,
@@ -219,6 +223,7 @@ impl Driver {
         };
         let cell = Arc::new(Cell {
             task: Mutex::new(task),
+            shared: shared.clone(),
             wanted: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         });
@@ -246,6 +251,8 @@ struct Task<S> {
     deadline: Option<Instant>,
     phase: Phase,
     flush_pending: bool,
+    /// Frames were handed to the WebSocket since its last flush.
+    unflushed: bool,
     /// Messages read, waiting to be handed to proto under one lock.
     inbox: Vec<Message>,
     /// Frames taken from proto under one lock, waiting for the WebSocket to accept them.
@@ -253,6 +260,8 @@ struct Task<S> {
     /// Where small frames are encoded. The WebSocket copies each one out at once, so the
     /// buffer is free again for the next frame: no allocation per frame.
     encode_buf: BytesMut,
+    /// Why reading stopped, once it has, until the round hands it to proto.
+    read_end: Option<ReadEnd>,
     read_done: bool,
     write_done: bool,
     /// Started when the session has ended with frames still to write.
@@ -272,17 +281,16 @@ struct Task<S> {
     write_timer: Option<(Instant, Delay)>,
 }
 
-impl<S> Future for Task<S>
+impl<S> Task<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    type Output = Result<(), Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
+    /// Drives the connection (the driver's poll); `shared` is the task's own state.
+    fn poll(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self;
         loop {
             match this.phase {
-                Phase::Running => match this.poll_running(cx) {
+                Phase::Running => match this.poll_running(shared, cx) {
                     Poll::Ready(()) => {
                         let deadline = Delay::new(this.close_timeout);
                         this.phase = Phase::Closing { sent: false, deadline };
@@ -314,44 +322,68 @@ where
 {
     /// One round of reading, timers and writing. Ready once the session has ended and every
     /// frame it queued (its GOAWAY) is written.
-    fn poll_running(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_running(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
         // Park first: a handle that queues work after this point finds the waker and wakes us.
         // Wakes this poll causes are delivered when it ends (see `shared::Guard`).
         {
-            let mut inner = self.shared.lock();
+            let mut inner = shared.lock();
             park(&mut inner.driver, cx.waker());
             inner.defer_wakes = true;
         }
         self.wrote_inline = false;
-        let result = self.poll_round(cx);
-        let mut inner = self.shared.lock();
+        let result = self.poll_round(shared, cx);
+        let mut inner = shared.lock();
         inner.defer_wakes = false;
         drop(inner); // delivers the wakes
         result
     }
 
-    fn poll_round(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_round(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
         let mut budget = READ_BUDGET;
         loop {
             let now = Instant::now();
-            let read_more = self.poll_read(cx, now, &mut budget);
-            // The deadline known from the end of the last round: lock only when one is due.
-            // (Events are dispatched once, below: wakes wait for the end of the poll anyway.)
-            if self.deadline.is_some_and(|d| d <= now) {
-                self.shared.lock().proto.handle_timeout(now);
+            // Read all that is ready before writing (many PINGs get one answer), handing full
+            // batches to proto on the way.
+            let mut read_more = self.read_socket(cx, &mut budget);
+            while read_more && budget > 0 {
+                self.hand_inbox(&mut shared.lock(), now);
+                read_more = self.read_socket(cx, &mut budget);
             }
-            self.poll_write(cx, now);
+            // One lock per round: what was read goes in, due timers fire, frames to write come
+            // out, and the events of all that are dispatched (their wakes wait for the end of
+            // the poll anyway).
+            let (ended, next_timeout, mut write_more) = {
+                let mut inner = shared.lock();
+                self.hand_inbox(&mut inner, now);
+                // The deadline known from the end of the last round.
+                if self.deadline.is_some_and(|d| d <= now) {
+                    inner.proto.handle_timeout(now);
+                }
+                let write_more = self.take_frames(&mut inner, now);
+                inner.dispatch_events();
+                (inner.proto.is_closed(), inner.proto.poll_timeout(), write_more)
+            };
+            let failed_before = self.write_done;
+            // Frames proto holds beyond this batch leave under the same flush.
+            self.send_outbox(cx, now, write_more);
+            while write_more && self.outbox.is_empty() && self.blocked_since.is_none() {
+                write_more = {
+                    let mut inner = shared.lock();
+                    let more = self.take_frames(&mut inner, now);
+                    inner.dispatch_events();
+                    more
+                };
+                self.send_outbox(cx, now, write_more);
+            }
+            if self.write_done && !failed_before {
+                continue; // dispatch what the failed write did to the session
+            }
             if self.write_timed_out(cx, now) {
                 continue; // the connection was given up: finish the round as a failed write
             }
-            let (ended, closed, next_timeout) = {
-                let mut inner = self.shared.lock();
-                inner.dispatch_events();
-                let ended = inner.proto.is_closed();
-                let done = ended && !inner.proto.has_transmit() && self.outbox.is_empty();
-                (ended, done, inner.proto.poll_timeout())
-            };
-            if closed && !self.flush_pending {
+            // Once ended, proto queues nothing new: done when its last frames are out.
+            let all_out = self.outbox.is_empty() && !self.unflushed && !self.flush_pending;
+            if ended && !write_more && all_out {
                 return Poll::Ready(());
             }
             // Frames still queued or unflushed once the session ended get the close timeout.
@@ -377,22 +409,28 @@ where
     /// A handle's write while the driver is idle: what the driver's write step does, with the
     /// driver's waker. Returns whether the driver has nothing more to do for it; if not (the
     /// session is not running, a write failed, a timer moved), the caller wakes the driver.
-    fn write_inline(&mut self, waker: &Waker) -> bool {
+    fn write_inline(&mut self, shared: &Shared, waker: &Waker) -> bool {
         if !matches!(self.phase, Phase::Running) || self.write_done || self.wrote_inline {
             return false;
         }
         self.wrote_inline = true;
         let mut cx = Context::from_waker(waker);
         let now = Instant::now();
-        self.poll_write(&mut cx, now);
-        let mut inner = self.shared.lock();
+        let more = {
+            let mut inner = shared.lock();
+            self.take_frames(&mut inner, now)
+        };
+        self.send_outbox(&mut cx, now, false);
+        let mut inner = shared.lock();
         park(&mut inner.driver, waker);
         inner.dispatch_events();
-        // Frames another handle queued while this one wrote found no waker to take (it was
-        // out, with us): the driver writes them.
+        // More than one batch, or frames another handle queued while this one wrote (they
+        // found no waker to take: it was out, with us): the driver writes them.
         // A write left blocked needs the driver's write timer (see `write_timed_out`).
-        !self.write_done
+        !more
+            && !self.write_done
             && self.blocked_since.is_none()
+            && self.outbox.is_empty()
             && !inner.proto.is_closed()
             && !inner.proto.has_transmit()
             && !self.timer_moved_up(&inner)
@@ -407,70 +445,83 @@ where
         }
     }
 
-    /// Reads what is ready into proto, up to [`BATCH`] messages per lock. Returns whether more
-    /// may be ready right away.
-    fn poll_read(&mut self, cx: &mut Context<'_>, now: Instant, budget: &mut usize) -> bool {
-        while !self.read_done && *budget > 0 {
-            let mut ended: Option<ReadEnd> = None;
-            let mut drained = false;
-            while self.inbox.len() < BATCH && *budget > 0 {
-                match self.ws.poll_next_unpin(cx) {
-                    Poll::Pending => {
-                        drained = true;
-                        break;
-                    }
-                    Poll::Ready(Some(Ok(msg))) => self.inbox.push(msg),
-                    Poll::Ready(Some(Err(e))) => ended = Some(ReadEnd::from(e)),
-                    Poll::Ready(None) => {
-                        ended = Some(ReadEnd::Lost("the peer closed the connection".to_owned()));
-                    }
-                }
-                *budget -= 1;
-                if ended.is_some() {
-                    break;
-                }
+    /// Reads up to [`BATCH`] messages into the inbox, without the lock. Returns whether more
+    /// may be ready right away (the batch or the budget ran out first).
+    fn read_socket(&mut self, cx: &mut Context<'_>, budget: &mut usize) -> bool {
+        if self.read_done {
+            return false;
+        }
+        while self.inbox.len() < BATCH && self.read_end.is_none() {
+            if *budget == 0 {
+                return true;
             }
-            if self.inbox.is_empty() && ended.is_none() {
-                return false;
-            }
-            let mut inner = self.shared.lock();
-            for msg in self.inbox.drain(..) {
-                match msg {
-                    Message::Binary(bytes) => inner.proto.handle_message(now, bytes),
-                    Message::Text(_) => inner.proto.handle_text(),
-                    // WebSocket pings are answered by tungstenite; close is followed by `None`.
-                    _ => {}
+            *budget -= 1;
+            match self.ws.poll_next_unpin(cx) {
+                Poll::Pending => return false,
+                Poll::Ready(Some(Ok(msg))) => self.inbox.push(msg),
+                Poll::Ready(Some(Err(e))) => self.read_end = Some(ReadEnd::from(e)),
+                Poll::Ready(None) => {
+                    let reason = "the peer closed the connection".to_owned();
+                    self.read_end = Some(ReadEnd::Lost(reason));
                 }
-            }
-            match ended {
-                Some(ReadEnd::Violation(reason)) => {
-                    self.read_done = true;
-                    inner.proto.handle_websocket_violation(&reason);
-                }
-                Some(ReadEnd::Lost(reason)) => {
-                    self.read_done = true;
-                    inner.proto.handle_transport_closed(&reason);
-                }
-                None => {}
-            }
-            if drained {
-                return false;
             }
         }
-        !self.read_done
+        self.read_end.is_none()
     }
 
-    /// Writes every frame proto has ready, taking up to [`BATCH`] per lock, then flushes once.
-    fn poll_write(&mut self, cx: &mut Context<'_>, now: Instant) {
+    /// Hands what [`Task::read_socket`] read to proto, and the end of the stream if it came.
+    fn hand_inbox(&mut self, inner: &mut crate::shared::Inner, now: Instant) {
+        for msg in self.inbox.drain(..) {
+            match msg {
+                Message::Binary(bytes) => inner.proto.handle_message(now, bytes),
+                Message::Text(_) => inner.proto.handle_text(),
+                // WebSocket pings are answered by tungstenite; close is followed by `None`.
+                _ => {}
+            }
+        }
+        match self.read_end.take() {
+            Some(ReadEnd::Violation(reason)) => {
+                self.read_done = true;
+                inner.proto.handle_websocket_violation(&reason);
+            }
+            Some(ReadEnd::Lost(reason)) => {
+                self.read_done = true;
+                inner.proto.handle_transport_closed(&reason);
+            }
+            None => {}
+        }
+    }
+
+    /// Takes frames to write from proto: many small frames per lock, but few bytes, since
+    /// frames taken are committed to the wire order (a later small message could not pass
+    /// them any more). Nothing while the outbox still holds frames or writes are blocked.
+    /// Returns whether proto may hold more than was taken.
+    fn take_frames(&mut self, inner: &mut crate::shared::Inner, now: Instant) -> bool {
+        if self.write_done || self.blocked_since.is_some() || !self.outbox.is_empty() {
+            return !self.write_done && inner.proto.has_transmit();
+        }
+        let mut bytes = 0;
+        while self.outbox.len() < BATCH && bytes < BATCH_BYTES {
+            match inner.proto.poll_transmit_frame(now) {
+                Some(frame) => {
+                    bytes += frame.encoded_len();
+                    self.outbox.push_back(frame);
+                }
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Hands the outbox's frames to the WebSocket while it takes them, then flushes once (so
+    /// an OPEN, its data and FIN written in one go leave as one batch), unless `more_coming`:
+    /// the next batch is taken first, and the flush waits for the last one.
+    fn send_outbox(&mut self, cx: &mut Context<'_>, now: Instant, more_coming: bool) {
         if self.write_done {
             return;
         }
-        let mut wrote = false;
         let mut blocked = false;
-        // Proto had no more frames when last asked: what handles queue from now on wakes the
-        // driver (or is seen by the inline writer's last look), so no second lock to check.
-        let mut drained = false;
-        loop {
+        while !self.outbox.is_empty() {
             match self.ws.poll_ready_unpin(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return self.write_failed(&e.to_string()),
@@ -479,31 +530,14 @@ where
                     break;
                 }
             }
-            if self.outbox.is_empty() && !drained {
-                // Many small frames per lock, but few bytes: frames taken here are committed
-                // to the wire order, so a later small message could not pass them any more.
-                let mut inner = self.shared.lock();
-                let mut bytes = 0;
-                while self.outbox.len() < BATCH && bytes < BATCH_BYTES {
-                    match inner.proto.poll_transmit_frame(now) {
-                        Some(frame) => {
-                            bytes += frame.encoded_len();
-                            self.outbox.push_back(frame);
-                        }
-                        None => {
-                            drained = true;
-                            break;
-                        }
-                    }
-                }
-            }
             let Some(frame) = self.outbox.pop_front() else { break };
             if let Err(e) = self.send_frame(&frame) {
                 return self.write_failed(&e.to_string());
             }
-            wrote = true;
+            self.unflushed = true;
         }
-        if wrote || self.flush_pending {
+        if (self.unflushed && (!more_coming || blocked)) || self.flush_pending {
+            self.unflushed = false;
             match self.ws.poll_flush_unpin(cx) {
                 Poll::Ready(Ok(())) => self.flush_pending = false,
                 Poll::Ready(Err(e)) => return self.write_failed(&e.to_string()),
@@ -579,6 +613,7 @@ where
     fn write_failed(&mut self, reason: &str) {
         self.write_done = true;
         self.flush_pending = false;
+        self.unflushed = false;
         self.outbox.clear(); // never to be written; an outbox left full would block the close
         self.shared.lock().proto.handle_transport_closed(reason);
     }

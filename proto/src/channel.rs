@@ -3,13 +3,14 @@
 //! The session owns every `Channel` and decides what frames mean; this file only keeps the
 //! per-channel bookkeeping consistent (what may be sent next, what the application may read).
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 
 use crate::error::ChannelError;
 use crate::flow::{RecvWindow, SendCredit};
 use crate::frame::{Data, Frame, Open};
 use crate::id::ChannelId;
-use crate::queue::Queue;
 
 /// The smallest DATA payload sent while more of the message waits (PROTOCOL.md section 8).
 pub(crate) const MIN_CHUNK: usize = 1024;
@@ -63,7 +64,7 @@ pub(crate) struct Channel {
     pub(crate) pending_open: Option<Box<(String, Bytes)>>,
 
     pub(crate) send: SendState,
-    send_queue: Queue<Bytes>,
+    send_queue: VecDeque<Bytes>,
     send_offset: usize,
     pub(crate) queued: usize,
     pub(crate) credit: SendCredit,
@@ -74,7 +75,7 @@ pub(crate) struct Channel {
     pub(crate) stalled_since: Option<std::time::Instant>,
 
     pub(crate) recv: RecvState,
-    recv_queue: Queue<Chunk>,
+    recv_queue: VecDeque<Chunk>,
     pub(crate) buffered: usize,
     pub(crate) window: RecvWindow,
     /// Bytes of the incoming message received so far.
@@ -98,6 +99,9 @@ pub(crate) struct Channel {
     unread_cost: usize,
 }
 
+/// The largest queue capacity (in messages) a channel's state keeps for reuse.
+const SPARE_QUEUE_CAPACITY: usize = 8;
+
 /// What an unread chunk costs beyond its bytes (queue slot, buffer handle, allocation), so that
 /// a peer sending tiny or empty messages cannot hold far more memory than the window says.
 pub(crate) const CHUNK_COST: usize = 64;
@@ -108,14 +112,14 @@ impl Channel {
             id,
             pending_open: None,
             send: SendState::Open,
-            send_queue: Queue::default(),
+            send_queue: VecDeque::new(),
             send_offset: 0,
             queued: 0,
             credit: SendCredit::new(send_credit),
             wake_writer_at: None,
             stalled_since: None,
             recv: RecvState::Open,
-            recv_queue: Queue::default(),
+            recv_queue: VecDeque::new(),
             buffered: 0,
             window: RecvWindow::new(recv_window),
             msg_len: 0,
@@ -128,6 +132,24 @@ impl Channel {
             cancel_after_fin: false,
             unread_cost: 0,
         }
+    }
+
+    /// The state of a new channel `id`, in this one's allocation and with its queues' (empty)
+    /// capacity: channels come and go by the thousand (a call each), and allocating three
+    /// times for each one showed in the cost of a call.
+    pub(crate) fn reuse(&mut self, id: ChannelId, send_credit: u32, recv_window: u32) {
+        let mut send_queue = std::mem::take(&mut self.send_queue);
+        let mut recv_queue = std::mem::take(&mut self.recv_queue);
+        send_queue.clear();
+        recv_queue.clear();
+        *self = Channel { send_queue, recv_queue, ..Channel::new(id, send_credit, recv_window) };
+    }
+
+    /// Whether the state is small enough to keep for reuse once the channel is gone (a
+    /// channel that queued many messages keeps large queues).
+    pub(crate) fn reusable(&self) -> bool {
+        self.send_queue.capacity() <= SPARE_QUEUE_CAPACITY
+            && self.recv_queue.capacity() <= SPARE_QUEUE_CAPACITY
     }
 
     /// Both directions are over on the wire (FIN or RESET each way).

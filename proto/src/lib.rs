@@ -20,7 +20,6 @@ pub mod frame;
 mod id;
 pub mod id_hash;
 mod keepalive;
-mod queue;
 pub mod rpc;
 mod session;
 pub mod settings;

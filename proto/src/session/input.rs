@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{Event, Incoming, Session, State};
-use crate::channel::{Channel, RecvState};
+use crate::channel::RecvState;
 use crate::code::ErrorCode;
 use crate::error::{ChannelError, SessionError};
 use crate::frame::{Frame, Open};
@@ -167,8 +167,8 @@ impl Session {
             }
             return self.push_reset(id, code, reason, true);
         }
-        let ch = Channel::new(id, self.peer.initial_window, self.local.initial_window);
-        self.channels.insert(id, Box::new(ch));
+        let ch = self.new_channel(id);
+        self.channels.insert(id, ch);
         self.peer_count += 1;
         self.stats.channels_accepted += 1;
         self.accept_queue.push_back(Incoming { id, route, metadata });

@@ -124,6 +124,10 @@ fn stall_period(timeout: Duration) -> Duration {
 /// section 6): the peer may announce a MAX_CHANNELS below the spec default.
 const OPENS_BEFORE_SETTINGS: u32 = 1;
 
+/// States of channels gone kept for new ones: enough for a burst of calls, little memory
+/// (a few hundred bytes each).
+const MAX_SPARE_CHANNELS: usize = 8;
+
 /// Where the session is in its life.
 ///
 /// ```text
@@ -156,6 +160,10 @@ pub struct Session {
 
     /// Boxed: the map then holds a pointer per channel, so its spare capacity costs little.
     channels: HashMap<ChannelId, Box<Channel>, IdHash>,
+    /// States of channels gone, kept for new ones (at most [`MAX_SPARE_CHANNELS`]). Boxed:
+    /// the allocation is what is reused.
+    #[allow(clippy::vec_box)]
+    spare_channels: Vec<Box<Channel>>,
     next_local_id: Option<ChannelId>,
     last_local_id: u32,
     last_peer_id: u32,
@@ -204,6 +212,7 @@ impl Session {
             error: None,
             peer_goaway: None,
             channels: HashMap::with_hasher(IdHash::new(config.hash_seed)),
+            spare_channels: Vec::new(),
             next_local_id: Some(side.first_id()),
             last_local_id: 0,
             last_peer_id: 0,
@@ -350,7 +359,7 @@ impl Session {
         let id = self.next_local_id.ok_or(OpenError::IdsExhausted)?;
         self.next_local_id = id.next();
         self.last_local_id = id.0;
-        let mut ch = Channel::new(id, self.peer.initial_window, self.local.initial_window);
+        let mut ch = self.new_channel(id);
         ch.pending_open = Some(Box::new((route.to_owned(), metadata)));
         if let Some(m) = first {
             ch.enqueue(m);
@@ -358,7 +367,7 @@ impl Session {
         if fin {
             ch.send = SendState::Finishing;
         }
-        self.channels.insert(id, Box::new(ch));
+        self.channels.insert(id, ch);
         self.local_count += 1;
         self.stats.channels_opened += 1;
         self.schedule(id);
@@ -719,9 +728,25 @@ impl Session {
             }
         }
         if ch.removable() {
-            self.channels.remove(&id);
+            if let Some(ch) = self.channels.remove(&id) {
+                if self.spare_channels.len() < MAX_SPARE_CHANNELS && ch.reusable() {
+                    self.spare_channels.push(ch);
+                }
+            }
         }
         self.check_drained();
+    }
+
+    /// The state of a new channel `id`: a spare one if there is one (see `Channel::reuse`).
+    pub(crate) fn new_channel(&mut self, id: ChannelId) -> Box<Channel> {
+        let (credit, window) = (self.peer.initial_window, self.local.initial_window);
+        match self.spare_channels.pop() {
+            Some(mut ch) => {
+                ch.reuse(id, credit, window);
+                ch
+            }
+            None => Box::new(Channel::new(id, credit, window)),
+        }
     }
 
     /// Queues a RESET. One the peer provoked (`provoked`) counts against the control queue's
