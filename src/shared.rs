@@ -128,12 +128,13 @@ impl Inner {
         }
     }
 
-    /// The wakers collected so far, unless the driver is mid-poll and will take them itself.
-    fn wakes_due(&mut self) -> WakeList {
-        if self.defer_wakes {
-            WakeList::default()
+    /// The wakers collected so far, unless the driver is mid-poll and will take them itself
+    /// (most releases have none: then nothing is moved).
+    fn wakes_due(&mut self) -> Option<WakeList> {
+        if self.defer_wakes || self.to_wake.is_empty() {
+            None
         } else {
-            std::mem::take(&mut self.to_wake)
+            Some(std::mem::take(&mut self.to_wake))
         }
     }
 }
@@ -151,6 +152,10 @@ pub(crate) struct WakeList {
 }
 
 impl WakeList {
+    fn is_empty(&self) -> bool {
+        self.len == 0 && self.more.is_empty()
+    }
+
     fn push(&mut self, waker: Waker) {
         match self.inline.get_mut(self.len) {
             Some(slot) => {
@@ -305,7 +310,9 @@ impl Drop for Guard<'_> {
         let wakes = inner.wakes_due();
         let write_now = inner.write_now.take();
         drop(inner);
-        wakes.wake();
+        if let Some(wakes) = wakes {
+            wakes.wake();
+        }
         if let Some(driver) = write_now {
             match self.writer.get().and_then(Weak::upgrade) {
                 Some(writer) => writer.write_now(driver),
