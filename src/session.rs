@@ -43,7 +43,7 @@ pub struct Session {
 /// What to open: route, metadata, and optionally a first message that leaves with the OPEN.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
-    route: String,
+    route: std::borrow::Cow<'static, str>,
     metadata: Bytes,
     message: Option<Bytes>,
     finish: bool,
@@ -52,7 +52,16 @@ pub struct OpenOptions {
 impl OpenOptions {
     /// Opens `route` with no metadata and no first message.
     pub fn new(route: impl Into<String>) -> Self {
-        OpenOptions { route: route.into(), metadata: Bytes::new(), message: None, finish: false }
+        Self::with_route(std::borrow::Cow::Owned(route.into()))
+    }
+
+    /// Opens a route known at compile time (an RPC method): nothing to copy.
+    pub(crate) fn new_static(route: &'static str) -> Self {
+        Self::with_route(std::borrow::Cow::Borrowed(route))
+    }
+
+    fn with_route(route: std::borrow::Cow<'static, str>) -> Self {
+        OpenOptions { route, metadata: Bytes::new(), message: None, finish: false }
     }
 
     /// Opaque bytes for the acceptor (at most 65535; the peer's limit is 16 KiB by default).

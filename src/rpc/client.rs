@@ -127,7 +127,7 @@ impl<C: Send + Sync + 'static> Client<C> {
     {
         let (deadline, metadata) = self.header(&options);
         let body = data_message(&*self.codec, req)?;
-        let open = OpenOptions::new(method.name()).metadata(metadata).message(body).finish();
+        let open = OpenOptions::new_static(method.name()).metadata(metadata).message(body).finish();
         with_deadline(deadline, async {
             let mut ch = self.session.open_with(open).await.map_err(|e| Status::from_error(&e))?;
             let answer = ch.recv().await.map_err(|e| Status::from_error(&e))?;
@@ -191,12 +191,12 @@ impl<C: Send + Sync + 'static> Client<C> {
 
     async fn start(
         &self,
-        method: &str,
+        method: &'static str,
         request: Option<Bytes>,
         options: &CallOptions,
     ) -> Result<Call<C>, Status> {
         let (deadline, metadata) = self.header(options);
-        let mut open = OpenOptions::new(method).metadata(metadata);
+        let mut open = OpenOptions::new_static(method).metadata(metadata);
         if let Some(request) = request {
             open = open.message(request).finish();
         }
