@@ -56,8 +56,7 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Bincode {
     }
 
     fn encode_into(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
-            .map(|_| ())
+        bincode::serde::encode_into_writer(value, AppendTo(out), bincode::config::standard())
             .map_err(|e| CodecError::Encode(e.to_string()))
     }
 
@@ -71,6 +70,17 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Bincode {
             ))),
             Err(e) => Err(CodecError::Decode(e.to_string())),
         }
+    }
+}
+
+/// Appends what bincode writes to a `Vec` (through `std::io::Write`, every value written would
+/// also pass the IO error plumbing).
+struct AppendTo<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for AppendTo<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
     }
 }
 

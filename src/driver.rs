@@ -137,12 +137,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     fn poll_drive(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.waker.register(cx.waker());
         let mut task = match self.try_task() {
             Some(task) => task,
             None => {
                 // A handle is writing: it wakes us when it lets go. Look once more, in case it
                 // let go before it could see the flag.
+                self.waker.register(cx.waker());
                 self.wanted.store(true, Ordering::SeqCst);
                 match self.try_task() {
                     Some(task) => task,

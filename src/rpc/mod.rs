@@ -185,15 +185,40 @@ method_kinds! {
     Bidi;
 }
 
+thread_local! {
+    /// Where messages are encoded before a small one is copied out at its exact size: one
+    /// allocation per message, where a `Vec` grown for it and turned into `Bytes` makes two.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Messages up to this size are copied out of the scratch buffer; larger ones take it.
+const COPY_OUT_MAX: usize = 4096;
+
 /// The DATA message for `value`: the kind byte, then the codec's bytes.
 fn data_message<T, C: crate::Codec<T>>(codec: &C, value: &T) -> Result<Bytes, Status> {
-    // Room for a small value up front: growing from one byte would reallocate several times.
-    let mut out = Vec::with_capacity(128);
-    out.push(wsmux_proto::rpc::KIND_DATA);
-    codec
-        .encode_into(value, &mut out)
-        .map_err(|e| Status::internal(format!("encoding a message: {e}")))?;
-    Ok(Bytes::from(out))
+    let encode = |out: &mut Vec<u8>| {
+        out.clear();
+        out.push(wsmux_proto::rpc::KIND_DATA);
+        codec
+            .encode_into(value, out)
+            .map_err(|e| Status::internal(format!("encoding a message: {e}")))
+    };
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut out) => {
+            encode(&mut out)?;
+            Ok(if out.len() <= COPY_OUT_MAX {
+                Bytes::copy_from_slice(&out)
+            } else {
+                Bytes::from(std::mem::take(&mut *out))
+            })
+        }
+        // A codec that encodes a message while encoding one (re-entrant): a buffer of its own.
+        Err(_) => {
+            let mut out = Vec::with_capacity(128);
+            encode(&mut out)?;
+            Ok(Bytes::from(out))
+        }
+    })
 }
 
 /// The deadline a timeout gives, from now (none if it is too far to represent).
