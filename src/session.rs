@@ -182,25 +182,34 @@ impl Session {
     /// The next channel the peer opened, or `None` once the session is closing or closed.
     /// Accept or refuse it; dropping an [`Incoming`] refuses it with REFUSED.
     pub async fn accept(&self) -> Option<Incoming> {
-        poll_fn(|cx| {
-            let mut inner = self.shared.lock();
-            if let Some(incoming) = inner.proto.accept() {
-                inner.after_command();
-                return Poll::Ready(Some(Incoming {
-                    shared: self.shared.clone(),
-                    id: incoming.id,
-                    route: incoming.route,
-                    metadata: incoming.metadata,
-                    taken: false,
-                }));
+        poll_fn(|cx| match self.accept_now() {
+            AcceptNow::Incoming(incoming) => Poll::Ready(Some(incoming)),
+            AcceptNow::Closed => Poll::Ready(None),
+            AcceptNow::Empty(mut inner) => {
+                park_in(&mut inner.accept, cx.waker());
+                Poll::Pending
             }
-            if inner.proto.is_closing() || inner.driver_gone {
-                return Poll::Ready(None);
-            }
-            park_in(&mut inner.accept, cx.waker());
-            Poll::Pending
         })
         .await
+    }
+
+    /// The next channel the peer opened if one is waiting, without waiting.
+    pub(crate) fn accept_now(&self) -> AcceptNow<'_> {
+        let mut inner = self.shared.lock();
+        if let Some(incoming) = inner.proto.accept() {
+            inner.after_command();
+            return AcceptNow::Incoming(Incoming {
+                shared: self.shared.clone(),
+                id: incoming.id,
+                route: incoming.route,
+                metadata: incoming.metadata,
+                taken: false,
+            });
+        }
+        if inner.proto.is_closing() || inner.driver_gone {
+            return AcceptNow::Closed;
+        }
+        AcceptNow::Empty(inner)
     }
 
     /// Closes the session gracefully: GOAWAY with `code` and `reason`, incoming channels not
@@ -281,6 +290,15 @@ impl Drop for Session {
             inner.after_command();
         }
     }
+}
+
+/// What [`Session::accept_now`] found.
+pub(crate) enum AcceptNow<'a> {
+    Incoming(Incoming),
+    /// None waiting: the lock is still held, to park a waker without a race.
+    Empty(crate::shared::Guard<'a>),
+    /// The session is closing or closed: no more will come.
+    Closed,
 }
 
 /// A channel the peer opened, waiting to be accepted or refused.

@@ -500,3 +500,65 @@ fn finishing_a_streaming_call_keeps_to_the_deadline() {
         assert_eq!(call.finish().await.unwrap_err().code(), Code::DEADLINE_EXCEEDED);
     });
 }
+
+/// A client session and an unspawned server (session, driver) over loopback TCP.
+async fn unspawned_server() -> (Session, (Session, wsmux::Driver)) {
+    let listener = async_std::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = async {
+        let (tcp, _) = listener.accept().await.unwrap();
+        wsmux::server::accept(tcp, &wsmux::server::ServerConfig::default()).await.unwrap()
+    };
+    let client = async {
+        let tcp = async_std::net::TcpStream::connect(addr).await.unwrap();
+        let url = format!("ws://{addr}/mux");
+        wsmux::client::connect_on(tcp, &url, wsmux::Config::default()).await.unwrap()
+    };
+    let ((client, client_driver), server) = futures::join!(Box::pin(client), Box::pin(server));
+    wsmux::spawn(client_driver);
+    (client, server)
+}
+
+#[test]
+fn serve_connection_answers_at_once_in_place_and_spawns_calls_that_wait() {
+    const SLOW: Unary<u32, u32> = Unary::new("slow");
+    run(async {
+        let (client, (server, driver)) = unspawned_server().await;
+        let router = math().unary(SLOW, |n: u32, _| async move {
+            async_std::task::sleep(Duration::from_millis(20)).await;
+            Ok(n + 1)
+        });
+        let spawned = Arc::new(AtomicUsize::new(0));
+        let counter = spawned.clone();
+        let connection = router.serve_connection_with(server, driver, move |call| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async_std::task::spawn(call);
+        });
+        let connection = async_std::task::spawn(connection);
+        let client = Client::new(client);
+        for i in 0..10 {
+            assert_eq!(client.unary(&ADD, &(i, 1)).await, Ok(i + 1));
+        }
+        assert_eq!(spawned.load(Ordering::SeqCst), 0, "answered without a task of their own");
+        // A call that waits runs as a task, and the connection serves others meanwhile.
+        let slow = client.unary(&SLOW, &41);
+        let fast = client.unary(&ADD, &(1, 1));
+        let (slow, fast) = futures::join!(slow, fast);
+        assert_eq!((slow, fast), (Ok(42), Ok(2)));
+        assert_eq!(spawned.load(Ordering::SeqCst), 1);
+        // Streaming calls work the same way.
+        let mut counted = client.server_streaming(&COUNT, &3, CallOptions::new()).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(n) = counted.recv().await {
+            got.push(n.unwrap());
+        }
+        assert_eq!(got, [0, 1, 2]);
+        // The future ends with the connection.
+        client.session().close(wsmux::ErrorCode::NO_ERROR, "done");
+        drop(client);
+        async_std::future::timeout(Duration::from_secs(10), connection)
+            .await
+            .expect("the connection's future ends when the session does")
+            .unwrap();
+    });
+}

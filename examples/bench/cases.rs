@@ -13,7 +13,9 @@ use futures::{SinkExt, StreamExt};
 use wsmux::OpenOptions;
 
 use crate::net::Net;
-use crate::systems::{raw_pair, raw_recv, raw_send, tcp_pair, ws_config, wsmux_pair, yamux_pair};
+use crate::systems::{
+    raw_pair, raw_recv, raw_send, tcp_pair, ws_config, wsmux_pair, wsmux_pair_unspawned, yamux_pair,
+};
 
 /// One measured figure.
 #[derive(Clone, Debug)]
@@ -590,10 +592,15 @@ pub(crate) async fn rpc_raw<N: Net>(total: usize, in_flight: usize) -> Value {
 
 /// wsmux RPC: `total` unary calls with a 64-byte payload, from `in_flight` concurrent callers.
 pub(crate) async fn rpc_wsmux<N: Net>(total: usize, in_flight: usize) -> Value {
-    let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config()).await;
+    let config = crate::systems::wsmux_config();
+    let (client, (server, server_driver)) = wsmux_pair_unspawned::<N>(config).await;
     let router =
         wsmux::rpc::Router::new().unary(RPC_ECHO, |payload: Vec<u8>, _| async move { Ok(payload) });
-    N::spawn(router.serve_with(server, |call| N::spawn(call)));
+    // The server's connection and its calls run as one task (see `Router::serve_connection`).
+    let connection = router.serve_connection_with(server, server_driver, |call| N::spawn(call));
+    N::spawn(async move {
+        let _ = connection.await;
+    });
     let client = wsmux::rpc::Client::new(client);
     let payload = vec![7u8; SMALL];
     for _ in 0..WARMUP {

@@ -66,6 +66,18 @@ pub(crate) fn wsmux_config() -> wsmux::Config {
 
 /// A wsmux pair: (client session, server session), drivers spawned on `N`.
 pub(crate) async fn wsmux_pair<N: Net>(config: wsmux::Config) -> (wsmux::Session, wsmux::Session) {
+    let (client, (server, server_driver)) = wsmux_pair_unspawned::<N>(config).await;
+    N::spawn(async move {
+        let _ = server_driver.await;
+    });
+    (client, server)
+}
+
+/// A wsmux pair whose server driver is the caller's to run: (client session, (server
+/// session, server driver)); the client's driver is spawned on `N`.
+pub(crate) async fn wsmux_pair_unspawned<N: Net>(
+    config: wsmux::Config,
+) -> (wsmux::Session, (wsmux::Session, wsmux::Driver)) {
     let (c, s) = tcp_pair::<N>().await;
     let mut server_config = wsmux::server::ServerConfig::default();
     server_config.session = config.clone();
@@ -73,12 +85,9 @@ pub(crate) async fn wsmux_pair<N: Net>(config: wsmux::Config) -> (wsmux::Session
     let server = wsmux::server::accept(s, &server_config);
     let (client, server) = futures::join!(client, server);
     let (client, client_driver) = client.expect("wsmux client");
-    let (server, server_driver) = server.expect("wsmux server");
+    let server = server.expect("wsmux server");
     N::spawn(async move {
         let _ = client_driver.await;
-    });
-    N::spawn(async move {
-        let _ = server_driver.await;
     });
     (client, server)
 }

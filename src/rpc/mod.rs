@@ -5,7 +5,7 @@
 //! A call is one channel (PROTOCOL.md section 17): the route is the method name, the open's
 //! metadata carries the deadline and request headers, and a unary request and its answer are
 //! one WebSocket message each. The core knows nothing of this; it is all built on
-//! [`Session`] and [`Channel`](crate::Channel).
+//! [`Session`](crate::Session) and [`Channel`](crate::Channel).
 //!
 //! Methods are typed descriptors, shared by both sides so that the compiler checks that a
 //! caller and a handler agree:

@@ -1,4 +1,5 @@
-//! The serving side: a [`Router`] of typed handlers that runs each call as its own task.
+//! The serving side: a [`Router`] of typed handlers; a call that has to wait runs as its own
+//! task.
 
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
@@ -18,8 +19,9 @@ use wsmux_proto::rpc::{status_message, CallHeader, CallMessage, Code};
 use super::{data_message, Bidi, ClientStreaming, ServerStreaming, Status, Unary};
 use crate::channel::Channel;
 use crate::codec::{Bincode, Codec};
+use crate::driver::Driver;
 use crate::error::Error;
-use crate::session::{Incoming, Session};
+use crate::session::{AcceptNow, Incoming, Session};
 use crate::{ChannelError, ErrorCode};
 
 /// What a handler knows of its call.
@@ -265,8 +267,9 @@ impl<Resp, C> std::fmt::Debug for Sender<Resp, C> {
 type Handler = dyn Fn(CallChannel, CallContext, InFlight) -> BoxFuture<'static, ()> + Send + Sync;
 
 /// Handlers by method name. Build it with [`Router::unary`] and its siblings, then
-/// [`Router::serve`] a session: every call runs as its own task, at most
-/// [`Router::max_in_flight`] at once per session (past that, a call is answered
+/// [`Router::serve`] a session (or [`Router::serve_connection`] a server's connection): a call
+/// that answers at once ends in the serving loop, one that has to wait runs as its own task, at
+/// most [`Router::max_in_flight`] at once per session (past that, a call is answered
 /// RESOURCE_EXHAUSTED at once). A method the router does not know is answered UNIMPLEMENTED.
 pub struct Router<C = Bincode> {
     methods: HashMap<&'static str, Arc<Handler>>,
@@ -476,6 +479,62 @@ impl<C: Send + Sync + 'static> Router<C> {
                 }
             }
         }
+    }
+
+    /// Runs one connection: its driver and the calls that arrive on it, in ONE future, to spawn
+    /// in place of the driver and [`Router::serve`]. A call that answers at once (a unary
+    /// request arrives whole with its open) runs within this future: no task of its own, no
+    /// hand-off between tasks, the answer written straight away. A call that has to wait
+    /// becomes a task on the runtime the features select. Resolves as the driver does.
+    ///
+    /// The price: a handler runs on the connection's task until its first wait, so one that
+    /// computes at length before awaiting anything holds up the connection's other channels
+    /// meanwhile. Serve such handlers with [`Router::serve`], or have them move the work to a
+    /// task of its own.
+    #[cfg(any(feature = "async-std", feature = "smol", feature = "tokio"))]
+    pub fn serve_connection(
+        self,
+        session: Session,
+        driver: Driver,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        self.serve_connection_with(session, driver, super::spawn_call)
+    }
+
+    /// [`Router::serve_connection`] with your own way to run a call that has to wait.
+    pub fn serve_connection_with<S>(
+        self,
+        session: Session,
+        mut driver: Driver,
+        spawn: S,
+    ) -> impl Future<Output = Result<(), Error>> + Send
+    where
+        S: Fn(BoxFuture<'static, ()>) + Send,
+    {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        // Held while calls may come: dropped once the session closes, like `serve`'s.
+        let mut session = Some(session);
+        poll_fn(move |cx| {
+            let done = Pin::new(&mut driver).poll(cx);
+            // Calls arrive only through the driver's reads, so looking after each of its polls
+            // finds every one: no waker to park, none to wake.
+            while let Some(current) = &session {
+                let next = match current.accept_now() {
+                    AcceptNow::Incoming(incoming) => Some(incoming),
+                    AcceptNow::Empty(_) => break,
+                    AcceptNow::Closed => None,
+                };
+                let Some(incoming) = next else {
+                    session = None;
+                    break;
+                };
+                if let Some(mut call) = self.prepare(incoming, current, &in_flight) {
+                    if poll_first(&mut call, cx).is_pending() {
+                        spawn(call);
+                    }
+                }
+            }
+            done
+        })
     }
 
     /// The call an open starts, or `None` if it was answered at once (unknown method, too many
