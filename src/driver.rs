@@ -596,7 +596,7 @@ where
             _ => 0,
         };
         if payload_len < FRAGMENT_FROM {
-            self.encode_buf.reserve(FRAGMENT_FROM.max(frame.encoded_len()));
+            self.encode_buf.reserve(frame.encoded_len());
             frame.encode(&mut self.encode_buf);
             let bytes = self.encode_buf.split().freeze();
             return self.ws.start_send_unpin(Message::Binary(bytes));

@@ -59,9 +59,9 @@ pub struct Chunk {
 #[derive(Debug)]
 pub(crate) struct Channel {
     pub(crate) id: ChannelId,
-    /// Route and metadata of an OPEN this end has not transmitted yet (inline: every channel
-    /// this end opens has one, and a call opens one channel each).
-    pub(crate) pending_open: Option<(String, Bytes)>,
+    /// Route and metadata of an OPEN this end has not transmitted yet (boxed: an idle channel
+    /// carries none, and should cost little).
+    pub(crate) pending_open: Option<Box<(String, Bytes)>>,
 
     pub(crate) send: SendState,
     send_queue: VecDeque<Bytes>,
@@ -234,7 +234,7 @@ impl Channel {
             self.send = SendState::Finished;
         }
         let id = self.id;
-        match self.pending_open.take() {
+        match self.pending_open.take().map(|b| *b) {
             Some((route, metadata)) => Frame::Open(Open { id, route, metadata, eom, fin, payload }),
             None => Frame::Data(Data { id, eom, fin, payload }),
         }

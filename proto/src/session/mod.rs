@@ -360,7 +360,7 @@ impl Session {
         self.next_local_id = id.next();
         self.last_local_id = id.0;
         let mut ch = self.new_channel(id);
-        ch.pending_open = Some((route.to_owned(), metadata));
+        ch.pending_open = Some(Box::new((route.to_owned(), metadata)));
         if let Some(m) = first {
             ch.enqueue(m);
         }
