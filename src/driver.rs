@@ -94,6 +94,8 @@ pub struct Driver {
 /// while the driver was idle writes them through it (see [`WriteNow`]).
 trait Drive: Send + Sync {
     fn poll_drive(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>>;
+    /// The state of the session this task drives.
+    fn shared(&self) -> &Shared;
 }
 
 impl std::fmt::Debug for Driver {
@@ -153,6 +155,10 @@ where
         self.wanted.store(false, Ordering::SeqCst);
         task.poll(&self.shared, cx)
     }
+
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 impl<S> WriteNow for Cell<S>
@@ -191,6 +197,11 @@ impl<S> Drop for Release<'_, S> {
 }
 
 impl Driver {
+    /// Whether this is the driver of `session`'s connection.
+    pub(crate) fn drives(&self, session: &crate::Session) -> bool {
+        self.task.shared().same(session.shared())
+    }
+
     pub(crate) fn new<S>(
         ws: WebSocketStream<S>,
         shared: Shared,
@@ -352,7 +363,7 @@ where
             // One lock per round: what was read goes in, due timers fire, frames to write come
             // out, and the events of all that are dispatched (their wakes wait for the end of
             // the poll anyway).
-            let (ended, next_timeout, mut write_more) = {
+            let (mut ended, mut next_timeout, mut write_more) = {
                 let mut inner = shared.lock();
                 self.hand_inbox(&mut inner, now);
                 // The deadline known from the end of the last round.
@@ -367,11 +378,13 @@ where
             // Frames proto holds beyond this batch leave under the same flush.
             self.send_outbox(cx, now, write_more);
             while write_more && self.outbox.is_empty() && self.blocked_since.is_none() {
-                write_more = {
+                // A later batch may carry a draining session's last FIN: the session then
+                // ends here, and its next deadline moves.
+                (ended, next_timeout, write_more) = {
                     let mut inner = shared.lock();
                     let more = self.take_frames(&mut inner, now);
                     inner.dispatch_events();
-                    more
+                    (inner.proto.is_closed(), inner.proto.poll_timeout(), more)
                 };
                 self.send_outbox(cx, now, write_more);
             }
@@ -596,9 +609,15 @@ where
             _ => 0,
         };
         if payload_len < FRAGMENT_FROM {
-            self.encode_buf.reserve(frame.encoded_len());
-            frame.encode(&mut self.encode_buf);
-            let bytes = self.encode_buf.split().freeze();
+            // The reused buffer only for frames of common size: an OPEN with large metadata
+            // would leave it large for the connection's lifetime.
+            let bytes = if frame.encoded_len() <= 2 * FRAGMENT_FROM {
+                self.encode_buf.reserve(frame.encoded_len());
+                frame.encode(&mut self.encode_buf);
+                self.encode_buf.split().freeze()
+            } else {
+                frame.to_bytes()
+            };
             return self.ws.start_send_unpin(Message::Binary(bytes));
         }
         let (head, payload) = frame.to_split_bytes();

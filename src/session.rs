@@ -55,7 +55,7 @@ impl OpenOptions {
         Self::with_route(std::borrow::Cow::Owned(route.into()))
     }
 
-    /// Opens a route known at compile time (an RPC method): nothing to copy.
+    /// Opens a route known at compile time (an RPC method): one copy fewer.
     pub(crate) fn new_static(route: &'static str) -> Self {
         Self::with_route(std::borrow::Cow::Borrowed(route))
     }

@@ -259,6 +259,11 @@ impl Shared {
         self.0.session_handles.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
+    /// Whether both are the state of the same session.
+    pub(crate) fn same(&self, other: &Shared) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Lets handles write through the driver (see [`WriteNow`]); set once, by the driver.
     pub(crate) fn set_writer(&self, writer: Weak<dyn WriteNow>) {
         let _ = self.0.writer.set(writer);

@@ -143,3 +143,44 @@ fn a_websocket_ping_is_answered_with_its_payload_and_never_reaches_a_channel() {
         assert!(!client.is_closed());
     });
 }
+
+#[test]
+fn a_drain_that_ends_with_a_later_write_batch_closes_at_once() {
+    // The last FIN of a draining session leaves in a later write batch than the first (more
+    // than 16 KiB were ready): the driver must see the session end there and close the
+    // WebSocket, not wait for the drain deadline (10 s by default).
+    run(async {
+        let (mut ws, client) = raw_server_and_client().await;
+        let settings = Frame::Settings(Settings::DEFAULT).to_bytes();
+        ws.send(Message::Binary(settings)).await.unwrap();
+        let mut ch = client.open_with(OpenOptions::new("bulk")).await.unwrap();
+        while !matches!(next_frame(&mut ws).await, Frame::Open(_)) {}
+        // The peer finishes its side first.
+        let fin = Frame::Data(Data { id: ch.id(), eom: false, fin: true, payload: Bytes::new() });
+        ws.send(Message::Binary(fin.to_bytes())).await.unwrap();
+        assert_eq!(ch.recv().await.unwrap(), None);
+        // 48 KiB (within the spec's default window: three full frames, three write batches),
+        // a graceful close, and FIN last: the drain ends when the FIN leaves.
+        ch.send(Bytes::from(vec![7u8; 48 * 1024])).await.unwrap();
+        client.close(ErrorCode::NO_ERROR, "done");
+        ch.finish().await.unwrap();
+        let started = std::time::Instant::now();
+        let (mut data, mut fin_seen) = (0, false);
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Binary(b))) => match Frame::decode(b).unwrap() {
+                    Frame::Data(d) if d.id == ch.id() => {
+                        data += d.payload.len();
+                        fin_seen |= d.fin;
+                    }
+                    _ => {}
+                },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+        assert!(fin_seen && data == 48 * 1024, "{data} bytes, FIN {fin_seen}");
+        let waited = started.elapsed();
+        assert!(waited < std::time::Duration::from_secs(3), "closed after {waited:?}");
+    });
+}

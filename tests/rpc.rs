@@ -562,3 +562,13 @@ fn serve_connection_answers_at_once_in_place_and_spawns_calls_that_wait() {
             .unwrap();
     });
 }
+
+#[test]
+#[should_panic(expected = "the driver of another connection")]
+fn serve_connection_refuses_a_driver_of_another_connection() {
+    run(async {
+        let (_c1, (server_one, _driver_one)) = unspawned_server().await;
+        let (_c2, (_server_two, driver_two)) = unspawned_server().await;
+        drop(math().serve_connection(server_one, driver_two));
+    });
+}

@@ -629,3 +629,61 @@ fn a_slow_reader_that_keeps_returning_credit_is_never_timed_out() {
         assert_eq!(pair.client.send_stopped(id), None);
     }
 }
+
+// ----- reuse of channel state -----
+
+#[test]
+fn channels_in_reused_state_start_fresh() {
+    let mut pair = Pair::new();
+    // Thirty channels end every way, after using credit: reset by the opener, refused by the
+    // acceptor, finished both ways. Their states are kept for reuse (at most 8 per side).
+    for i in 0..30u64 {
+        let id = pair.client.open("old", b("meta"), Some(pattern(i, 100 * KIB)), false).unwrap();
+        pair.drive();
+        let incoming = accept(&mut pair.server);
+        match i % 3 {
+            0 => pair.client.reset(id, ErrorCode::CANCEL, "gone"),
+            1 => pair.server.reset(incoming.id, ErrorCode::REFUSED, "no"),
+            _ => {
+                assert!(matches!(read_message(&mut pair.server, id), Ok(Got::Message(_))));
+                pair.client.finish(id).unwrap();
+                pair.server.finish(incoming.id).unwrap();
+            }
+        }
+        pair.drive();
+        pair.client.release(id);
+        pair.server.release(incoming.id);
+        pair.drive();
+    }
+    // New channels, in those states: a whole window each way, no error, nothing left over.
+    for i in 0..10u64 {
+        let id = pair.client.open("new", Bytes::new(), None, false).unwrap();
+        let window = usize::try_from(Config::default().initial_window).unwrap();
+        pair.client.send(id, pattern(i, window)).unwrap();
+        pair.drive();
+        let incoming = accept(&mut pair.server);
+        assert_eq!((incoming.route.as_str(), incoming.metadata.len()), ("new", 0));
+        let sent = payload_bytes(pair.sent(Side::Client), id);
+        assert_eq!(sent, window, "a fresh send window");
+        assert_eq!(
+            read_message(&mut pair.server, id),
+            Ok(Got::Message(pattern(i, window).to_vec()))
+        );
+        pair.server.send(incoming.id, pattern(i + 100, window)).unwrap();
+        pair.server.finish(incoming.id).unwrap();
+        pair.client.finish(id).unwrap();
+        pair.drive();
+        assert_eq!(
+            read_message(&mut pair.client, id),
+            Ok(Got::Message(pattern(i + 100, window).to_vec()))
+        );
+        assert_eq!(read_message(&mut pair.client, id), Ok(Got::End));
+        assert_eq!(read_message(&mut pair.server, id), Ok(Got::End));
+        pair.client.release(id);
+        pair.server.release(incoming.id);
+        pair.drive();
+        pair.clear_wire();
+    }
+    assert_eq!(pair.client.error(), None);
+    assert_eq!(pair.server.error(), None);
+}

@@ -205,12 +205,17 @@ fn data_message<T, C: crate::Codec<T>>(codec: &C, value: &T) -> Result<Bytes, St
     };
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut out) => {
-            encode(&mut out)?;
-            Ok(if out.len() <= COPY_OUT_MAX {
-                Bytes::copy_from_slice(&out)
-            } else {
-                Bytes::from(std::mem::take(&mut *out))
-            })
+            let encoded = encode(&mut out);
+            let msg = match encoded {
+                Ok(()) if out.len() <= COPY_OUT_MAX => Ok(Bytes::copy_from_slice(&out)),
+                Ok(()) => Ok(Bytes::from(std::mem::take(&mut *out))),
+                Err(e) => Err(e),
+            };
+            // A failed or odd encoding may have grown the buffer: never keep much of it.
+            if out.capacity() > 2 * COPY_OUT_MAX {
+                *out = Vec::new();
+            }
+            msg
         }
         // A codec that encodes a message while encoding one (re-entrant): a buffer of its own.
         Err(_) => {

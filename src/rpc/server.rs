@@ -452,19 +452,21 @@ impl<C: Send + Sync + 'static> Router<C> {
         })
     }
 
-    /// Serves the calls that arrive on `session` until it closes, each call a task on the
-    /// runtime the features select. Every channel the peer opens on `session` is taken as a
-    /// call.
+    /// Serves the calls that arrive on `session` until it closes. Every channel the peer opens
+    /// on `session` is taken as a call. A call is first polled right here: one that answers at
+    /// once ends without a task of its own, one that has to wait becomes a task on the runtime
+    /// the features select. So a handler runs in this loop until its first wait: one that
+    /// computes at length first holds up the calls that come after it meanwhile, and should
+    /// move that work to a task of its own (or a blocking pool).
     #[cfg(any(feature = "async-std", feature = "smol", feature = "tokio"))]
     pub fn serve(self, session: Session) -> impl Future<Output = ()> + Send {
         self.serve_with(session, super::spawn_call)
     }
 
-    /// [`Router::serve`] with your own way to run a call: `spawn` gets each call's future.
-    ///
-    /// A call is first polled once right here: a handler that answers at once (a unary
-    /// request arrives whole with its open) then ends without a task of its own. Only a call
-    /// that has to wait is handed to `spawn`.
+    /// [`Router::serve`] with your own way to run a call that has to wait: `spawn` gets only
+    /// those calls' futures. Every call's first poll runs in this loop, outside whatever
+    /// `spawn` sets up (a span, task-local values, another runtime's context): a handler that
+    /// needs those before its first wait does not get them.
     pub fn serve_with<S>(self, session: Session, spawn: S) -> impl Future<Output = ()> + Send
     where
         S: Fn(BoxFuture<'static, ()>) + Send,
@@ -488,9 +490,13 @@ impl<C: Send + Sync + 'static> Router<C> {
     /// becomes a task on the runtime the features select. Resolves as the driver does.
     ///
     /// The price: a handler runs on the connection's task until its first wait, so one that
-    /// computes at length before awaiting anything holds up the connection's other channels
-    /// meanwhile. Serve such handlers with [`Router::serve`], or have them move the work to a
-    /// task of its own.
+    /// computes at length before awaiting anything holds up the whole connection meanwhile
+    /// (with [`Router::serve`], only the calls after it): have such a handler move the work to
+    /// a task of its own.
+    ///
+    /// # Panics
+    ///
+    /// If `driver` is not the driver of `session`'s connection: the calls would never come.
     #[cfg(any(feature = "async-std", feature = "smol", feature = "tokio"))]
     pub fn serve_connection(
         self,
@@ -510,6 +516,7 @@ impl<C: Send + Sync + 'static> Router<C> {
     where
         S: Fn(BoxFuture<'static, ()>) + Send,
     {
+        assert!(driver.drives(&session), "serve_connection: the driver of another connection");
         let in_flight = Arc::new(AtomicUsize::new(0));
         // Held while calls may come: dropped once the session closes, like `serve`'s.
         let mut session = Some(session);

@@ -728,8 +728,10 @@ impl Session {
             }
         }
         if ch.removable() {
-            if let Some(ch) = self.channels.remove(&id) {
+            if let Some(mut ch) = self.channels.remove(&id) {
                 if self.spare_channels.len() < MAX_SPARE_CHANNELS && ch.reusable() {
+                    ch.clear_send();
+                    ch.clear_recv();
                     self.spare_channels.push(ch);
                 }
             }
