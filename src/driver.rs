@@ -116,7 +116,7 @@ impl Future for Driver {
 /// (the driver never blocks its thread waiting for a handle's write).
 struct Cell<S> {
     task: Mutex<Task<S>>,
-    /// The handles' state (the task's own copy cannot be lent while the task is borrowed).
+    /// The state the task shares with the session's handles (lent to the task's steps).
     shared: Shared,
     /// The driver found the task busy: whoever holds it wakes the driver when done.
     wanted: AtomicBool,
@@ -213,12 +213,10 @@ impl Driver {
     {
         let task = Task {
             ws,
-            shared: shared.clone(),
             timer: None,
             deadline: None,
             phase: Phase::Running,
             flush_pending: false,
-            unflushed: false,
             inbox: Vec::new(),
             outbox: VecDeque::new(),
             encode_buf: BytesMut::new(),
@@ -256,14 +254,11 @@ enum Phase {
 
 struct Task<S> {
     ws: WebSocketStream<S>,
-    shared: Shared,
     timer: Option<(Instant, Delay)>,
     /// Proto's next deadline as of the end of the last round (see `poll_round`).
     deadline: Option<Instant>,
     phase: Phase,
     flush_pending: bool,
-    /// Frames were handed to the WebSocket since its last flush.
-    unflushed: bool,
     /// Messages read, waiting to be handed to proto under one lock.
     inbox: Vec<Message>,
     /// Frames taken from proto under one lock, waiting for the WebSocket to accept them.
@@ -296,7 +291,7 @@ impl<S> Task<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    /// Drives the connection (the driver's poll); `shared` is the task's own state.
+    /// Drives the connection (the driver's poll); `shared` is the session's state.
     fn poll(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self;
         loop {
@@ -309,11 +304,11 @@ where
                     Poll::Pending => return Poll::Pending,
                 },
                 Phase::Closing { .. } => {
-                    if this.poll_closing(cx).is_pending() {
+                    if this.poll_closing(shared, cx).is_pending() {
                         return Poll::Pending;
                     }
                     this.phase = Phase::Done;
-                    let mut inner = this.shared.lock();
+                    let mut inner = shared.lock();
                     inner.driver_gone = true;
                     inner.wake_all();
                     return Poll::Ready(match inner.proto.error() {
@@ -376,7 +371,7 @@ where
             };
             let failed_before = self.write_done;
             // Frames proto holds beyond this batch leave under the same flush.
-            self.send_outbox(cx, now, write_more);
+            let mut unflushed = self.send_outbox(shared, cx, now, false, write_more);
             while write_more && self.outbox.is_empty() && self.blocked_since.is_none() {
                 // A later batch may carry a draining session's last FIN: the session then
                 // ends here, and its next deadline moves.
@@ -386,26 +381,28 @@ where
                     inner.dispatch_events();
                     (inner.proto.is_closed(), inner.proto.poll_timeout(), more)
                 };
-                self.send_outbox(cx, now, write_more);
+                unflushed = self.send_outbox(shared, cx, now, unflushed, write_more);
             }
+            // The runs of writes end flushed: the last batch, a block and a failure all flush.
+            debug_assert!(!unflushed);
             if self.write_done && !failed_before {
                 continue; // dispatch what the failed write did to the session
             }
-            if self.write_timed_out(cx, now) {
+            if self.write_timed_out(shared, cx, now) {
                 continue; // the connection was given up: finish the round as a failed write
             }
             // Once ended, proto queues nothing new: done when its last frames are out.
-            let all_out = self.outbox.is_empty() && !self.unflushed && !self.flush_pending;
+            let all_out = self.outbox.is_empty() && !self.flush_pending;
             if ended && !write_more && all_out {
                 return Poll::Ready(());
             }
             // Frames still queued or unflushed once the session ended get the close timeout.
             if ended && self.close_deadline_passed(cx) {
                 // The peer does not take our last frames: give up on them.
-                self.write_failed("the peer stopped reading after the session ended");
+                self.write_failed(shared, "the peer stopped reading after the session ended");
                 return Poll::Ready(());
             }
-            if self.poll_timer(cx, next_timeout) {
+            if self.poll_timer(cx, now, next_timeout) {
                 continue; // a deadline passed while we worked: handle it now
             }
             if read_more {
@@ -429,21 +426,17 @@ where
         self.wrote_inline = true;
         let mut cx = Context::from_waker(waker);
         let now = Instant::now();
-        let more = {
-            let mut inner = shared.lock();
-            self.take_frames(&mut inner, now)
-        };
-        self.send_outbox(&mut cx, now, false);
+        self.take_frames(&mut shared.lock(), now);
+        self.send_outbox(shared, &mut cx, now, false, false);
         let mut inner = shared.lock();
         park(&mut inner.driver, waker);
         inner.dispatch_events();
         // More than one batch, or frames another handle queued while this one wrote (they
         // found no waker to take: it was out, with us): the driver writes them.
-        // A write left blocked needs the driver's write timer (see `write_timed_out`).
-        !more
-            && !self.write_done
+        // A write left blocked (frames left in the outbox, or unflushed) needs the driver's
+        // write timer (see `write_timed_out`).
+        !self.write_done
             && self.blocked_since.is_none()
-            && self.outbox.is_empty()
             && !inner.proto.is_closed()
             && !inner.proto.has_transmit()
             && !self.timer_moved_up(&inner)
@@ -528,16 +521,27 @@ where
 
     /// Hands the outbox's frames to the WebSocket while it takes them, then flushes once (so
     /// an OPEN, its data and FIN written in one go leave as one batch), unless `more_coming`:
-    /// the next batch is taken first, and the flush waits for the last one.
-    fn send_outbox(&mut self, cx: &mut Context<'_>, now: Instant, more_coming: bool) {
+    /// the next batch is taken first, and the flush waits for the last one. `unflushed`: the
+    /// previous batch of the run was not flushed. Returns whether this one was not either.
+    fn send_outbox(
+        &mut self,
+        shared: &Shared,
+        cx: &mut Context<'_>,
+        now: Instant,
+        mut unflushed: bool,
+        more_coming: bool,
+    ) -> bool {
         if self.write_done {
-            return;
+            return false;
         }
         let mut blocked = false;
         while !self.outbox.is_empty() {
             match self.ws.poll_ready_unpin(cx) {
                 Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return self.write_failed(&e.to_string()),
+                Poll::Ready(Err(e)) => {
+                    self.write_failed(shared, &e.to_string());
+                    return false;
+                }
                 Poll::Pending => {
                     blocked = true;
                     break;
@@ -545,15 +549,19 @@ where
             }
             let Some(frame) = self.outbox.pop_front() else { break };
             if let Err(e) = self.send_frame(&frame) {
-                return self.write_failed(&e.to_string());
+                self.write_failed(shared, &e.to_string());
+                return false;
             }
-            self.unflushed = true;
+            unflushed = true;
         }
-        if (self.unflushed && (!more_coming || blocked)) || self.flush_pending {
-            self.unflushed = false;
+        if (unflushed && (!more_coming || blocked)) || self.flush_pending {
+            unflushed = false;
             match self.ws.poll_flush_unpin(cx) {
                 Poll::Ready(Ok(())) => self.flush_pending = false,
-                Poll::Ready(Err(e)) => return self.write_failed(&e.to_string()),
+                Poll::Ready(Err(e)) => {
+                    self.write_failed(shared, &e.to_string());
+                    return false;
+                }
                 Poll::Pending => self.flush_pending = true,
             }
         }
@@ -562,11 +570,12 @@ where
         } else {
             self.blocked_since = None;
         }
+        unflushed
     }
 
     /// While writes are blocked, whether the transport has taken no byte for the write
     /// timeout; if so the connection is given up. Otherwise arms the timer for that moment.
-    fn write_timed_out(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+    fn write_timed_out(&mut self, shared: &Shared, cx: &mut Context<'_>, now: Instant) -> bool {
         let (Some(mut since), Some((timeout, clock))) = (self.blocked_since, &self.write_timeout)
         else {
             self.write_timer = None;
@@ -577,14 +586,8 @@ where
         // fires, progress since `since` moves the window on instead of failing.
         loop {
             let Some(at) = since.checked_add(timeout) else { return false }; // never
-            if now < at {
-                let timer = match &mut self.write_timer {
-                    Some((armed, delay)) if *armed == at => delay,
-                    _ => &mut self.write_timer.insert((at, Delay::new(at - now))).1,
-                };
-                if timer.poll_unpin(cx).is_pending() {
-                    return false;
-                }
+            if !poll_at(&mut self.write_timer, at, now, cx) {
+                return false;
             }
             let last = clock.last_progress();
             if last <= since {
@@ -595,7 +598,8 @@ where
         }
         self.write_timer = None;
         self.blocked_since = None;
-        self.write_failed(&format!("write timeout: the peer took no bytes for {timeout:?}"));
+        let reason = format!("write timeout: the peer took no bytes for {timeout:?}");
+        self.write_failed(shared, &reason);
         true
     }
 
@@ -629,12 +633,11 @@ where
         self.ws.start_send_unpin(Message::Frame(last))
     }
 
-    fn write_failed(&mut self, reason: &str) {
+    fn write_failed(&mut self, shared: &Shared, reason: &str) {
         self.write_done = true;
         self.flush_pending = false;
-        self.unflushed = false;
         self.outbox.clear(); // never to be written; an outbox left full would block the close
-        self.shared.lock().proto.handle_transport_closed(reason);
+        shared.lock().proto.handle_transport_closed(reason);
     }
 
     /// Once the session has ended, its last frames get the close timeout to leave; a peer that
@@ -646,30 +649,20 @@ where
     }
 
     /// Arms the timer for proto's next deadline. Returns whether that deadline already passed.
-    fn poll_timer(&mut self, cx: &mut Context<'_>, at: Option<Instant>) -> bool {
+    fn poll_timer(&mut self, cx: &mut Context<'_>, now: Instant, at: Option<Instant>) -> bool {
         self.deadline = at;
-        let Some(at) = at else {
-            self.timer = None;
-            return false;
-        };
-        match &mut self.timer {
-            Some((armed, delay)) if *armed == at => delay.poll_unpin(cx).is_ready(),
-            _ => {
-                let wait = at.saturating_duration_since(Instant::now());
-                if wait.is_zero() {
-                    return true;
-                }
-                let mut delay = Delay::new(wait);
-                let ready = delay.poll_unpin(cx).is_ready();
-                self.timer = Some((at, delay));
-                ready
+        match at {
+            Some(at) => poll_at(&mut self.timer, at, now, cx),
+            None => {
+                self.timer = None;
+                false
             }
         }
     }
 
     /// Sends the WebSocket close frame with the code that fits the session's end, then reads
     /// until the peer answers (or the deadline passes).
-    fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_closing(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
         let Phase::Closing { sent, deadline } = &mut self.phase else { return Poll::Ready(()) };
         // Without a working write side no close frame can go out, so no answer will come.
         if self.write_done {
@@ -684,7 +677,7 @@ where
                 Poll::Ready(Err(_)) => return Poll::Ready(()),
                 Poll::Ready(Ok(())) => {}
             }
-            let code = self.shared.lock().proto.close_code();
+            let code = shared.lock().proto.close_code();
             let frame = CloseFrame { code: CloseCode::from(code), reason: "".into() };
             if self.ws.start_send_unpin(Message::Close(Some(frame))).is_err() {
                 // Already closed by the peer: flush tungstenite's automatic answer and stop.
@@ -710,7 +703,25 @@ where
     }
 }
 
-impl<S> Drop for Task<S> {
+/// Whether `at` has passed (as of `now`); if not, polls the timer in `slot` for it, arming a
+/// new one when the slot holds none or one for another instant.
+fn poll_at(
+    slot: &mut Option<(Instant, Delay)>,
+    at: Instant,
+    now: Instant,
+    cx: &mut Context<'_>,
+) -> bool {
+    if at <= now {
+        return true;
+    }
+    let delay = match slot {
+        Some((armed, delay)) if *armed == at => delay,
+        _ => &mut slot.insert((at, Delay::new(at - now))).1,
+    };
+    delay.poll_unpin(cx).is_ready()
+}
+
+impl<S> Drop for Cell<S> {
     fn drop(&mut self) {
         let mut inner = self.shared.lock();
         inner.defer_wakes = false; // a poll that panicked must not swallow these wakes

@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_tungstenite::tungstenite::protocol::Role;
@@ -305,17 +305,8 @@ mod listener {
         /// Woken when a session ends or a handshake finishes (every [`Server::shutdown`]
         /// waiting).
         changed: std::sync::Mutex<Vec<std::task::Waker>>,
-    }
-
-    /// Closes one session gracefully with `code`; with `drain`, its drain ends within it.
-    fn close_session(shared: &Shared, code: ErrorCode, reason: &str, drain: Option<Duration>) {
-        let now = std::time::Instant::now();
-        let mut inner = shared.lock();
-        match drain {
-            Some(drain) => inner.proto.close_within(now, code, reason, drain),
-            None => inner.proto.close(now, code, reason),
-        }
-        inner.after_command();
+        /// The accept loop still holds the port.
+        listening: AtomicBool,
     }
 
     impl Limits {
@@ -324,7 +315,7 @@ mod listener {
         fn close_live(&self, code: ErrorCode, reason: &str, drain: Option<Duration>) {
             let live: Vec<Shared> = self.live.iter().map(|e| e.value().clone()).collect();
             for shared in &live {
-                close_session(shared, code, reason, drain);
+                shared.close(code, reason, drain);
             }
         }
 
@@ -343,6 +334,18 @@ mod listener {
         fn drop(&mut self) {
             self.0.pending.fetch_sub(1, Ordering::SeqCst);
             self.0.wake_shutdowns();
+        }
+    }
+
+    /// The port, held by the accept loop; released (and `listening` cleared) however the loop
+    /// ends, so that [`Server::shutdown`] returns only once the port is free.
+    struct ListenerSlot(Option<crate::rt::TcpListener>, Arc<Limits>);
+
+    impl Drop for ListenerSlot {
+        fn drop(&mut self) {
+            drop(self.0.take());
+            self.1.listening.store(false, Ordering::SeqCst);
+            self.1.wake_shutdowns();
         }
     }
 
@@ -373,6 +376,7 @@ mod listener {
                 live: live.clone(),
                 shutdown_drain: std::sync::Mutex::new(None),
                 changed: std::sync::Mutex::new(Vec::new()),
+                listening: AtomicBool::new(true),
             });
             crate::rt::spawn(accept_loop(listener, limits.clone(), tx, stop_rx));
             let stop = std::sync::Mutex::new(Some(stop_tx));
@@ -417,7 +421,8 @@ mod listener {
         /// 4. closes every WebSocket (each gets [`Config::close_timeout`](crate::Config) for
         ///    its close handshake).
         ///
-        /// Returns once every session's driver has finished: after at most about the
+        /// Returns once the port is released and every session's driver has finished: after
+        /// at most about the
         /// handshake timeout (upgrades under way), `drain`, and the close timeout.
         /// [`Server::accept`] returns `None` after it. Several tasks may await it at once.
         pub async fn shutdown(&self, drain: Duration) {
@@ -427,8 +432,12 @@ mod listener {
             let limits = &self.limits;
             futures::future::poll_fn(|cx| {
                 park_in(&mut limits.changed.lock().unwrap_or_else(|e| e.into_inner()), cx.waker());
-                // `pending` first: a handshake enters `live` before it leaves `pending`.
-                let idle = limits.pending.load(Ordering::SeqCst) == 0 && limits.live.is_empty();
+                // The port first: the accept loop counts its last connection in `pending`
+                // before it lets go of the port. Then `pending`: a handshake enters `live`
+                // before it leaves `pending`.
+                let idle = !limits.listening.load(Ordering::SeqCst)
+                    && limits.pending.load(Ordering::SeqCst) == 0
+                    && limits.live.is_empty();
                 if idle {
                     std::task::Poll::Ready(())
                 } else {
@@ -445,12 +454,14 @@ mod listener {
         tx: mpsc::Sender<Session>,
         stop: oneshot::Receiver<()>,
     ) {
+        let port = ListenerSlot(Some(listener), limits.clone());
+        let Some(listener) = &port.0 else { return };
         let mut stop = stop.fuse();
         loop {
             // Biased: once a shutdown has begun, no further connection is taken.
             let stream = futures::select_biased! {
                 _ = stop => return,
-                s = crate::rt::accept(&listener).fuse() => s,
+                s = crate::rt::accept(listener).fuse() => s,
             };
             let stream = match stream {
                 Ok(s) => s,
@@ -505,7 +516,7 @@ mod listener {
         drop(slot);
         let drain = *limits.shutdown_drain.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(drain) = drain {
-            close_session(session.shared(), ErrorCode::NO_ERROR, SHUTTING_DOWN, Some(drain));
+            session.shared().close(ErrorCode::NO_ERROR, SHUTTING_DOWN, Some(drain));
         }
         crate::rt::spawn(async move {
             let _live = live; // leaves `live` when the driver ends, even by a panic

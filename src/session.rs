@@ -216,9 +216,7 @@ impl Session {
     /// yet accepted are refused, no new channels either way, open channels finish within the
     /// drain timeout, then the WebSocket closes. Calling it again does nothing.
     pub fn close(&self, code: ErrorCode, reason: &str) {
-        let mut inner = self.shared.lock();
-        inner.proto.close(Instant::now(), code, reason);
-        inner.after_command();
+        self.shared.close(code, reason, None);
     }
 
     /// Waits until the session has ended; `None` if it ended cleanly.

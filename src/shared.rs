@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Waker;
 
+use std::time::{Duration, Instant};
 use wsmux_proto::id_hash::IdHash;
-use wsmux_proto::{ChannelId, Event, Session as Proto};
+
+use wsmux_proto::{ChannelId, ErrorCode, Event, Session as Proto};
 
 /// Wakers parked on one channel.
 #[derive(Debug, Default)]
@@ -257,6 +259,18 @@ impl Shared {
     pub(crate) fn drop_session_handle(&self) -> bool {
         // AcqRel, as for `Arc`: whatever the other handles did happens before the close.
         self.0.session_handles.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// Closes the session gracefully with `code`; with `drain`, its drain ends within it (see
+    /// [`crate::Session::close`]).
+    pub(crate) fn close(&self, code: ErrorCode, reason: &str, drain: Option<Duration>) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        match drain {
+            Some(drain) => inner.proto.close_within(now, code, reason, drain),
+            None => inner.proto.close(now, code, reason),
+        }
+        inner.after_command();
     }
 
     /// Whether both are the state of the same session.

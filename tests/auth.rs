@@ -148,8 +148,11 @@ fn a_hook_that_never_answers_is_cut_by_the_handshake_timeout() {
         // The slot it held is free again: the next client gets the same treatment, not 503.
         let err = wsmux::client::connect(&url, patient).await.unwrap_err();
         assert!(cut(&err), "{err:?}");
-        // Two cuts at 200 ms each, far from the client's minute (a loose bound: no timing race).
-        assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+        // Two cuts at 200 ms each, one after the other: not before, and far from the client's
+        // minute (a loose upper bound: no timing race).
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(400), "cut early, after {waited:?}");
+        assert!(waited < Duration::from_secs(30), "{waited:?}");
         assert_eq!(server.session_count(), 0);
     });
 }

@@ -112,14 +112,18 @@ fn a_silent_client_is_dropped_after_the_handshake_timeout() {
         let mut config = ServerConfig::default();
         config.session.handshake_timeout = Duration::from_millis(200);
         let (server, _) = server_with(config).await;
+        // Before the connection: the server's timer cannot start earlier.
+        let started = std::time::Instant::now();
         let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
         tcp.write_all(b"GET /mux HTTP/1.1\r\n").await.unwrap(); // and then nothing
-        let started = std::time::Instant::now();
         let mut rest = Vec::new();
         // The server closes the connection; read_to_end returns instead of hanging.
         let _ = tcp.read_to_end(&mut rest).await;
-        // Cut by the configured 200 ms, not the default 10 s (a loose bound: no timing race).
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        // Cut by the configured 200 ms: not before it, and not at the default 10 s (a loose
+        // upper bound: no timing race).
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(200), "cut early, after {waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
         assert!(rest.is_empty(), "no answer to a request that never ended");
         assert_eq!(server.session_count(), 0);
     });
@@ -301,13 +305,8 @@ fn a_client_dribbling_its_upgrade_a_byte_at_a_time_is_cut_and_others_still_conne
             }
         });
         // Meanwhile a well-behaved client connects and its session works.
-        let (good, driver) =
-            wsmux::client::connect(&format!("ws://{addr}/mux"), Default::default()).await.unwrap();
-        wsmux::spawn(driver);
-        async_std::task::spawn(wsmux::interop::serve(server.accept().await.unwrap()));
-        let mut ch = good.open("echo").await.unwrap();
-        ch.send(bytes::Bytes::from_static(b"hi")).await.unwrap();
-        assert_eq!(ch.recv().await.unwrap().as_deref(), Some(&b"hi"[..]));
+        let good = bystander(&server).await;
+        assert_echoes(&good).await;
         // The dribbler was dropped before its request was complete, without an upgrade.
         let answer = slow.await.unwrap_or_else(|| panic!("the whole request went through"));
         assert!(!answer.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&answer));

@@ -24,6 +24,18 @@ async fn next_frame(ws: &mut WebSocketStream<async_std::net::TcpStream>) -> Fram
     }
 }
 
+/// A raw peer that sent its SETTINGS, its client, and a channel the client opened with
+/// `options` whose OPEN the peer has read (a peer can only answer a channel it has seen).
+async fn opened(
+    options: OpenOptions,
+) -> (WebSocketStream<async_std::net::TcpStream>, wsmux::Session, wsmux::Channel) {
+    let (mut ws, client) = raw_server_and_client().await;
+    ws.send(Message::Binary(Frame::Settings(Settings::DEFAULT).to_bytes())).await.unwrap();
+    let ch = client.open_with(options).await.unwrap();
+    while !matches!(next_frame(&mut ws).await, Frame::Open(_)) {}
+    (ws, client, ch)
+}
+
 #[test]
 fn open_with_a_message_and_fin_is_one_websocket_message() {
     run(async {
@@ -50,13 +62,7 @@ fn open_with_a_message_and_fin_is_one_websocket_message() {
 #[test]
 fn the_reply_to_a_request_arrives_as_one_message() {
     run(async {
-        let (mut ws, client) = raw_server_and_client().await;
-        let settings = Frame::Settings(Settings::DEFAULT).to_bytes();
-        ws.send(Message::Binary(settings)).await.unwrap();
-        let options = OpenOptions::new("r").message("q").finish();
-        let mut ch = client.open_with(options).await.unwrap();
-        // A peer can only answer a channel once it has seen the OPEN.
-        while !matches!(next_frame(&mut ws).await, Frame::Open(_)) {}
+        let (mut ws, _client, mut ch) = opened(OpenOptions::new("r").message("q").finish()).await;
         // Answer with data + EOM + FIN in ONE frame.
         let reply = Frame::Data(Data {
             id: wsmux::ChannelId(1),
@@ -104,11 +110,7 @@ fn a_text_message_ends_the_session_with_protocol_and_close_1002() {
 #[test]
 fn a_websocket_ping_is_answered_with_its_payload_and_never_reaches_a_channel() {
     run(async {
-        let (mut ws, client) = raw_server_and_client().await;
-        ws.send(Message::Binary(Frame::Settings(Settings::DEFAULT).to_bytes())).await.unwrap();
-        let options = OpenOptions::new("r").message("q");
-        let mut ch = client.open_with(options).await.unwrap();
-        while !matches!(next_frame(&mut ws).await, Frame::Open(_)) {}
+        let (mut ws, client, mut ch) = opened(OpenOptions::new("r").message("q")).await;
         // The Ping's payload is a valid wsmux frame for the open channel: had it reached
         // wsmux, the channel would read "leaked".
         let leak = Frame::Data(Data {
@@ -150,11 +152,7 @@ fn a_drain_that_ends_with_a_later_write_batch_closes_at_once() {
     // than 16 KiB were ready): the driver must see the session end there and close the
     // WebSocket, not wait for the drain deadline (10 s by default).
     run(async {
-        let (mut ws, client) = raw_server_and_client().await;
-        let settings = Frame::Settings(Settings::DEFAULT).to_bytes();
-        ws.send(Message::Binary(settings)).await.unwrap();
-        let mut ch = client.open_with(OpenOptions::new("bulk")).await.unwrap();
-        while !matches!(next_frame(&mut ws).await, Frame::Open(_)) {}
+        let (mut ws, client, mut ch) = opened(OpenOptions::new("bulk")).await;
         // The peer finishes its side first.
         let fin = Frame::Data(Data { id: ch.id(), eom: false, fin: true, payload: Bytes::new() });
         ws.send(Message::Binary(fin.to_bytes())).await.unwrap();

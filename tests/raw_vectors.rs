@@ -150,10 +150,7 @@ fn every_server_side_session_vector_over_a_real_websocket() {
         let server = Server::bind("127.0.0.1:0", config).await.unwrap();
         let addr = server.local_addr().to_string();
         // A well-behaved client on the same server, checked after every misbehaving one.
-        let (good, driver) =
-            wsmux::client::connect(&format!("ws://{addr}/mux"), Default::default()).await.unwrap();
-        wsmux::spawn(driver);
-        async_std::task::spawn(wsmux::interop::serve(server.accept().await.unwrap()));
+        let good = bystander(&server).await;
         let mut kept = Vec::new();
         let mut n = 0;
         for v in vectors().iter().filter(|v| v["side"] == "server") {
@@ -162,9 +159,7 @@ fn every_server_side_session_vector_over_a_real_websocket() {
             // vectors.
             kept.push(server.accept().await.unwrap());
             replay(&mut ws, v).await;
-            let mut ch = good.open("echo").await.unwrap();
-            ch.send(Bytes::from_static(b"still here")).await.unwrap();
-            assert_eq!(ch.recv().await.unwrap().as_deref(), Some(&b"still here"[..]));
+            assert_echoes(&good).await;
             n += 1;
         }
         assert!(n >= 50, "only {n} server-side vectors");
@@ -196,10 +191,7 @@ fn a_message_above_max_message_size_resets_its_channel_with_limit_and_the_sessio
         config.session.protocol.initial_window = 4 * MIB as u32;
         let server = Server::bind("127.0.0.1:0", config).await.unwrap();
         let addr = server.local_addr().to_string();
-        let (good, driver) =
-            wsmux::client::connect(&format!("ws://{addr}/mux"), Default::default()).await.unwrap();
-        wsmux::spawn(driver);
-        async_std::task::spawn(wsmux::interop::serve(server.accept().await.unwrap()));
+        let good = bystander(&server).await;
 
         let mut ws = raw_client(&addr).await;
         let session = server.accept().await.unwrap();

@@ -524,14 +524,22 @@ fn serve_connection_answers_at_once_in_place_and_spawns_calls_that_wait() {
     const SLOW: Unary<u32, u32> = Unary::new("slow");
     run(async {
         let (client, (server, driver)) = unspawned_server().await;
-        let router = math().unary(SLOW, |n: u32, _| async move {
-            async_std::task::sleep(Duration::from_millis(20)).await;
-            Ok(n + 1)
+        // The slow call waits until the test lets it go.
+        let (release, released) = futures::channel::oneshot::channel::<()>();
+        let released = Arc::new(std::sync::Mutex::new(Some(released)));
+        let router = math().unary(SLOW, move |n: u32, _| {
+            let released = released.lock().unwrap().take();
+            async move {
+                released.expect("one slow call").await.unwrap();
+                Ok(n + 1)
+            }
         });
         let spawned = Arc::new(AtomicUsize::new(0));
         let counter = spawned.clone();
+        let (spawn_tx, mut spawns) = mpsc::unbounded();
         let connection = router.serve_connection_with(server, driver, move |call| {
             counter.fetch_add(1, Ordering::SeqCst);
+            let _ = spawn_tx.unbounded_send(());
             async_std::task::spawn(call);
         });
         let connection = async_std::task::spawn(connection);
@@ -541,10 +549,12 @@ fn serve_connection_answers_at_once_in_place_and_spawns_calls_that_wait() {
         }
         assert_eq!(spawned.load(Ordering::SeqCst), 0, "answered without a task of their own");
         // A call that waits runs as a task, and the connection serves others meanwhile.
-        let slow = client.unary(&SLOW, &41);
-        let fast = client.unary(&ADD, &(1, 1));
-        let (slow, fast) = futures::join!(slow, fast);
-        assert_eq!((slow, fast), (Ok(42), Ok(2)));
+        let slow_client = client.clone();
+        let slow = async_std::task::spawn(async move { slow_client.unary(&SLOW, &41).await });
+        spawns.next().await.unwrap(); // the slow call waits, in a task of its own
+        assert_eq!(client.unary(&ADD, &(1, 1)).await, Ok(2), "served while the slow call waits");
+        release.send(()).unwrap();
+        assert_eq!(slow.await, Ok(42));
         assert_eq!(spawned.load(Ordering::SeqCst), 1);
         // Streaming calls work the same way.
         let mut counted = client.server_streaming(&COUNT, &3, CallOptions::new()).await.unwrap();

@@ -97,10 +97,7 @@ fn websocket_rule_breaks_end_the_session_with_protocol_and_close_1002() {
     run(async {
         let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await.unwrap();
         let addr = server.local_addr().to_string();
-        let (good, driver) =
-            wsmux::client::connect(&format!("ws://{addr}/mux"), Default::default()).await.unwrap();
-        wsmux::spawn(driver);
-        let good_server_side = server.accept().await.unwrap();
+        let good = bystander(&server).await;
         let settings = Frame::Settings(Settings::DEFAULT).to_bytes();
         let cases: [(&str, Vec<u8>); 5] = [
             ("reserved bit RSV1 on a binary frame", frame(0xC2, &settings, true)),
@@ -118,10 +115,7 @@ fn websocket_rule_breaks_end_the_session_with_protocol_and_close_1002() {
             assert_eq!(close, Some(1002), "{case}");
         }
         // The well-behaved session never noticed.
-        let mut ch = good.open("x").await.unwrap();
-        ch.send(Bytes::from_static(b"ping")).await.unwrap();
-        let mut theirs = good_server_side.accept().await.unwrap().accept();
-        assert_eq!(theirs.recv().await.unwrap().as_deref(), Some(&b"ping"[..]));
+        assert_echoes(&good).await;
     });
 }
 
@@ -130,10 +124,7 @@ fn a_websocket_message_above_the_limit_fails_the_connection_without_goaway() {
     run(async {
         let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await.unwrap();
         let addr = server.local_addr().to_string();
-        let (good, driver) =
-            wsmux::client::connect(&format!("ws://{addr}/mux"), Default::default()).await.unwrap();
-        wsmux::spawn(driver);
-        async_std::task::spawn(wsmux::interop::serve(server.accept().await.unwrap()));
+        let good = bystander(&server).await;
         let limit = wsmux::Config::default().protocol.max_ws_message();
         let settings = Frame::Settings(Settings::DEFAULT).to_bytes();
         let open = Frame::Open(Open {
@@ -174,8 +165,6 @@ fn a_websocket_message_above_the_limit_fails_the_connection_without_goaway() {
             }
         }
         // The well-behaved session never noticed.
-        let mut ch = good.open("echo").await.unwrap();
-        ch.send(Bytes::from_static(b"still here")).await.unwrap();
-        assert_eq!(ch.recv().await.unwrap().as_deref(), Some(&b"still here"[..]));
+        assert_echoes(&good).await;
     });
 }

@@ -585,8 +585,9 @@ impl<C: Send + Sync + 'static> Router<C> {
     }
 }
 
-/// Polls a call once in the serving task. A panic ends the call (as it would end the call's
-/// own task), never the serving loop.
+/// Polls a call once in the serving task. A handler's panic is already caught inside the call
+/// (it answers INTERNAL); this guards the serving loop, and with `serve_connection` the
+/// connection's driver, against a panic in the call's own code: it ends the call only.
 fn poll_first(call: &mut BoxFuture<'static, ()>, cx: &mut Context<'_>) -> Poll<()> {
     let poll = std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx)));
     poll.unwrap_or(Poll::Ready(()))

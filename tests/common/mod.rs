@@ -39,6 +39,30 @@ pub async fn pair_with(client: Config, server: ServerConfig) -> (Session, Sessio
     (client_session, server_session)
 }
 
+/// A well-behaved client of `server`, whose server side echoes (`interop::serve`): the
+/// bystander a test checks with [`assert_echoes`] while or after other peers misbehave.
+pub async fn bystander(server: &Server) -> Session {
+    let client = client_of(server).await;
+    async_std::task::spawn(wsmux::interop::serve(server.accept().await.expect("accept")));
+    client
+}
+
+/// A client session connected to `server`, its driver running (the server side is left for
+/// the test to accept).
+pub async fn client_of(server: &Server) -> Session {
+    let url = format!("ws://{}/mux", server.local_addr());
+    let (client, driver) = wsmux::client::connect(&url, Config::default()).await.expect("connect");
+    wsmux::spawn(driver);
+    client
+}
+
+/// Asserts that `session`'s peer echoes a message on a new channel.
+pub async fn assert_echoes(session: &Session) {
+    let mut ch = session.open("echo").await.expect("open");
+    ch.send(bytes::Bytes::from_static(b"still here")).await.expect("send");
+    assert_eq!(ch.recv().await.expect("recv").as_deref(), Some(&b"still here"[..]));
+}
+
 /// A client and a server session over two transports already joined to each other (a
 /// [`faulty::duplex`] pipe, say), with their drivers running as tasks.
 pub async fn pair_over<C, S>(
