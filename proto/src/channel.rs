@@ -134,14 +134,14 @@ impl Channel {
         }
     }
 
-    /// The state of a new channel `id`, in this one's allocation and with its queues' (empty)
-    /// capacity: channels come and go by the thousand (a call each), and allocating three
-    /// times for each one showed in the cost of a call.
+    /// The state of a new channel `id`, in this one's allocation and with its queues' (empty:
+    /// the session clears them when it keeps a state) capacity: channels come and go by the
+    /// thousand (a call each), and allocating three times for each one showed in the cost of a
+    /// call.
     pub(crate) fn reuse(&mut self, id: ChannelId, send_credit: u32, recv_window: u32) {
-        let mut send_queue = std::mem::take(&mut self.send_queue);
-        let mut recv_queue = std::mem::take(&mut self.recv_queue);
-        send_queue.clear();
-        recv_queue.clear();
+        let send_queue = std::mem::take(&mut self.send_queue);
+        let recv_queue = std::mem::take(&mut self.recv_queue);
+        debug_assert!(send_queue.is_empty() && recv_queue.is_empty());
         *self = Channel { send_queue, recv_queue, ..Channel::new(id, send_credit, recv_window) };
     }
 
@@ -183,23 +183,27 @@ impl Channel {
         }
         match self.send {
             SendState::Open | SendState::Finishing => match self.send_queue.front() {
-                Some(_) => !self.credit_blocked(),
+                Some(front) => !self.front_blocked(front),
                 None => self.send == SendState::Finishing,
             },
             SendState::Finished | SendState::Reset => false,
         }
     }
 
-    /// Whether data waits to be sent and the credit does not cover the next frame. An empty
-    /// message needs no credit; otherwise a frame carries at least MIN_CHUNK bytes, or the rest
-    /// of the message (PROTOCOL.md section 8).
+    /// Whether data waits to be sent and the credit does not cover the next frame (see
+    /// [`Channel::front_blocked`]).
     pub(crate) fn credit_blocked(&self) -> bool {
         matches!(self.send, SendState::Open | SendState::Finishing)
             && self.pending_open.is_none()
-            && self.send_queue.front().is_some_and(|front| {
-                let rest = front.len() - self.send_offset;
-                rest > 0 && self.credit.available() < rest.min(MIN_CHUNK)
-            })
+            && self.send_queue.front().is_some_and(|front| self.front_blocked(front))
+    }
+
+    /// Whether the credit does not cover the next frame of `front`, the message at the head of
+    /// the queue. An empty message needs no credit; otherwise a frame carries at least
+    /// MIN_CHUNK bytes, or the rest of the message (PROTOCOL.md section 8).
+    fn front_blocked(&self, front: &Bytes) -> bool {
+        let rest = front.len() - self.send_offset;
+        rest > 0 && self.credit.available() < rest.min(MIN_CHUNK)
     }
 
     /// Builds the next frame: the OPEN if not yet sent, else DATA, with at most `max_payload`

@@ -24,7 +24,7 @@ impl ErrorCode {
     pub const CANCEL: ErrorCode = ErrorCode(0x05);
     /// A limit was exceeded (channels, message size, metadata size, abuse budget).
     pub const LIMIT: ErrorCode = ErrorCode(0x06);
-    /// A timeout expired (keepalive, drain, write progress).
+    /// A timeout expired (keepalive, drain, a channel's stall timeout).
     pub const TIMEOUT: ErrorCode = ErrorCode(0x07);
     /// An internal error of the implementation.
     pub const INTERNAL: ErrorCode = ErrorCode(0x08);

@@ -2,7 +2,9 @@
 //!
 //! Every value has a spec default that holds until the peer's SETTINGS arrive, and that default
 //! is also the minimum a peer may announce, so nothing sent before the SETTINGS arrived can
-//! become a violation afterwards.
+//! become a violation afterwards. The exception is MAX_CHANNELS, which a peer may set below its
+//! default: an opener keeps at most one channel open until the peer's SETTINGS arrive
+//! (PROTOCOL.md section 6).
 
 /// The only protocol version this crate speaks.
 pub const VERSION: u32 = 1;

@@ -348,11 +348,8 @@ impl Session {
         }
         // Before the peer's SETTINGS its MAX_CHANNELS is unknown, and it may be below the spec
         // default: one channel at a time until they arrive (section 6).
-        let cap = if self.settings_received {
-            self.peer.max_channels
-        } else {
-            self.peer.max_channels.min(OPENS_BEFORE_SETTINGS)
-        };
+        let cap =
+            if self.settings_received { self.peer.max_channels } else { OPENS_BEFORE_SETTINGS };
         if self.local_count >= cap {
             return Err(OpenError::TooManyChannels(cap));
         }
@@ -688,7 +685,10 @@ impl Session {
         for ch in self.channels.values_mut() {
             if !ch.credit_blocked() {
                 ch.stalled_since = None;
-            } else if ch.stalled_since.is_some_and(|since| now - since >= timeout) {
+            } else if ch
+                .stalled_since
+                .is_some_and(|since| now.saturating_duration_since(since) >= timeout)
+            {
                 expired.push(ch.id);
             } else {
                 ch.stalled_since.get_or_insert(now);
@@ -740,7 +740,7 @@ impl Session {
     }
 
     /// The state of a new channel `id`: a spare one if there is one (see `Channel::reuse`).
-    pub(crate) fn new_channel(&mut self, id: ChannelId) -> Box<Channel> {
+    fn new_channel(&mut self, id: ChannelId) -> Box<Channel> {
         let (credit, window) = (self.peer.initial_window, self.local.initial_window);
         match self.spare_channels.pop() {
             Some(mut ch) => {
