@@ -81,8 +81,8 @@ where
 {
     let mut request = request.into_client_request()?;
     request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
-    let ws_config = config.websocket();
-    let (stream, clock) = crate::progress::wrap(stream);
+    let ws_config = config.websocket().read_buffer_size(crate::progress::TUNGSTENITE_READ);
+    let (stream, clock) = crate::progress::wrap(stream, config.ws_read_buffer);
     let (ws, _response) =
         match async_tungstenite::client_async_with_config(request, stream, Some(ws_config)).await {
             Ok(pair) => pair,

@@ -9,11 +9,19 @@ use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 pub struct Config {
     /// Protocol limits, windows, timers and abuse budgets (see [`wsmux_proto::Config`]).
     pub protocol: wsmux_proto::Config,
-    /// The WebSocket read buffer, allocated eagerly per connection. Default 32 KiB, not
+    /// How much one read from the socket may bring: the size of the read-ahead buffer under
+    /// the WebSocket, allocated at the connection's first read. Default 32 KiB, not
     /// tungstenite's 128 KiB: it is most of an idle connection's memory. Measured: an idle
-    /// server connection then costs about 35 KiB (10,000 connections, `examples/bench`);
+    /// server connection then costs about 40 KiB (10,000 connections, `examples/bench`);
     /// 128 KiB reads 1 MiB messages 10–20 % faster but would cost about 130 KiB per idle
     /// connection.
+    ///
+    /// On connections wsmux sets up itself (`client::connect*`, `server::accept`, `Server`),
+    /// tungstenite's own read buffer is then 4 KiB: it zeroes that buffer's spare room before
+    /// every read, so a large one costs every small message about 0.2 µs a read. For a
+    /// WebSocket handed to [`Session::client`](crate::Session::client) /
+    /// [`Session::server`](crate::Session::server), this is tungstenite's read buffer, as
+    /// [`Config::websocket`] sets it.
     pub ws_read_buffer: usize,
     /// Bytes tungstenite gathers before it writes to the socket (it always writes on flush).
     /// Default 128 KiB: many small frames leave in one write. A peer that stops reading can

@@ -234,8 +234,8 @@ where
         }
     };
     handshake::switch(&mut stream, &accept_key).await?;
-    let ws_config = config.session.websocket();
-    let (stream, clock) = crate::progress::wrap(stream);
+    let ws_config = config.session.websocket().read_buffer_size(crate::progress::TUNGSTENITE_READ);
+    let (stream, clock) = crate::progress::wrap(stream, config.session.ws_read_buffer);
     let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await;
     let (session, driver) =
         Session::start(wsmux_proto::Side::Server, ws, config.session.clone(), Some(clock));
