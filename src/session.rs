@@ -151,20 +151,25 @@ impl Session {
 
     /// Opens a channel with metadata and possibly a first message (see [`OpenOptions`]).
     pub async fn open_with(&self, options: OpenOptions) -> Result<Channel, Error> {
+        let mut options = Some(options);
         poll_fn(|cx| {
             let mut inner = self.shared.lock();
-            let OpenOptions { route, metadata, message, finish } = &options;
-            match inner.proto.open(route, metadata.clone(), message.clone(), *finish) {
-                Ok(id) => {
-                    inner.after_command();
-                    Poll::Ready(Ok(Channel::new(self.shared.clone(), id)))
-                }
+            let o = options.as_ref().expect("not polled once ready");
+            let message_len = o.message.as_ref().map(Bytes::len);
+            // Checked first, so the buffers move into proto once (a clone could allocate).
+            match inner.proto.check_open(&o.route, o.metadata.len(), message_len) {
+                Ok(()) => {}
                 Err(OpenError::TooManyChannels(_)) => {
                     park_in(&mut inner.open, cx.waker());
-                    Poll::Pending
+                    return Poll::Pending;
                 }
-                Err(e) => Poll::Ready(Err(e.into())),
+                Err(e) => return Poll::Ready(Err(e.into())),
             }
+            let OpenOptions { route, metadata, message, finish } =
+                options.take().expect("not polled once ready");
+            let id = inner.proto.open(&route, metadata, message, finish)?;
+            inner.after_command();
+            Poll::Ready(Ok(Channel::new(self.shared.clone(), id)))
         })
         .await
     }

@@ -576,3 +576,43 @@ fn a_255_byte_route_arrives_intact_256_is_refused_locally_and_max_metadata_0_ref
         assert_eq!(server.stats().opens_refused, 1);
     });
 }
+
+#[test]
+fn an_open_waiting_at_the_channel_limit_goes_out_whole_once_a_channel_ends() {
+    run(async {
+        let mut config = wsmux::server::ServerConfig::default();
+        config.session.protocol.max_channels = 1;
+        let (client, server) = pair_with(wsmux::Config::default(), config).await;
+        let mut first = client.open_with(OpenOptions::new("first").message("one")).await.unwrap();
+        let mut theirs = server.accept().await.unwrap().accept();
+        assert_eq!(theirs.recv().await.unwrap().unwrap(), "one");
+
+        // The server allows one channel: the second open waits, with its metadata and message.
+        let options = OpenOptions::new("second").metadata("meta").message("two").finish();
+        let second = async_std::task::spawn({
+            let client = client.clone();
+            async move { client.open_with(options).await }
+        });
+        // Still waiting after a round trip on the open channel (the server's SETTINGS, with
+        // its limit, came before that answer).
+        theirs.send("ack").await.unwrap();
+        assert_eq!(first.recv().await.unwrap().unwrap(), "ack");
+        assert_eq!(client.stats().channels_opened, 1, "the second open waits");
+
+        // The first channel ends both ways: the waiting open goes out, whole.
+        first.finish().await.unwrap();
+        assert_eq!(theirs.recv().await.unwrap(), None);
+        theirs.finish().await.unwrap();
+        drop(theirs);
+        assert_eq!(first.recv().await.unwrap(), None);
+        drop(first);
+        let mut second = second.await.unwrap();
+        let incoming = server.accept().await.unwrap();
+        assert_eq!((incoming.route(), &incoming.metadata()[..]), ("second", &b"meta"[..]));
+        let mut theirs = incoming.accept();
+        assert_eq!(theirs.recv().await.unwrap().unwrap(), "two");
+        assert_eq!(theirs.recv().await.unwrap(), None);
+        theirs.finish_with("done").await.unwrap();
+        assert_eq!(second.recv().await.unwrap().unwrap(), "done");
+    });
+}

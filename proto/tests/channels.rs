@@ -254,10 +254,17 @@ fn before_settings_one_open_at_a_time_then_the_announced_cap() {
     let mut pair = Pair::unconnected(Config::default(), server);
     // Before the server's SETTINGS the client opens one channel at a time: the server may
     // announce fewer than the spec default of 100 (here 2).
+    assert_eq!(pair.client.check_open("r", 0, Some(10)), Ok(()));
     let first = pair.client.open("r", Bytes::new(), Some(pattern(0, 10)), false).expect("open");
+    // check_open says what open would: the cap, and before it the lengths.
+    assert_eq!(pair.client.check_open("r", 0, None), Err(OpenError::TooManyChannels(1)));
     assert_eq!(
         pair.client.open("r", Bytes::new(), None, false),
         Err(OpenError::TooManyChannels(1))
+    );
+    assert_eq!(
+        pair.client.check_open(&"r".repeat(256), 0, None),
+        Err(OpenError::RouteTooLong(256))
     );
     pair.drive();
     let second = pair.client.open("r", Bytes::new(), Some(pattern(1, 10)), false).expect("open");

@@ -326,33 +326,7 @@ impl Session {
         first: Option<Bytes>,
         fin: bool,
     ) -> Result<ChannelId, OpenError> {
-        match self.state {
-            State::Closed => {
-                let err = self.error.clone().unwrap_or(SessionError::LocallyClosed);
-                return Err(OpenError::Session(err));
-            }
-            State::Draining => return Err(OpenError::GoingAway),
-            State::Open => {}
-        }
-        if route.len() > frame::MAX_ROUTE_LEN {
-            return Err(OpenError::RouteTooLong(route.len()));
-        }
-        if metadata.len() > frame::MAX_METADATA_LEN {
-            return Err(OpenError::MetadataTooLarge(metadata.len()));
-        }
-        if let Some(m) = &first {
-            if m.len() > self.peer.max_message_size as usize {
-                let max = self.peer.max_message_size;
-                return Err(OpenError::MessageTooLarge { size: m.len(), max });
-            }
-        }
-        // Before the peer's SETTINGS its MAX_CHANNELS is unknown, and it may be below the spec
-        // default: one channel at a time until they arrive (section 6).
-        let cap =
-            if self.settings_received { self.peer.max_channels } else { OPENS_BEFORE_SETTINGS };
-        if self.local_count >= cap {
-            return Err(OpenError::TooManyChannels(cap));
-        }
+        self.check_open(route, metadata.len(), first.as_ref().map(Bytes::len))?;
         let id = self.next_local_id.ok_or(OpenError::IdsExhausted)?;
         self.next_local_id = id.next();
         self.last_local_id = id.0;
@@ -369,6 +343,48 @@ impl Session {
         self.stats.channels_opened += 1;
         self.schedule(id);
         Ok(id)
+    }
+
+    /// Whether [`Session::open`] would open a channel with a route, metadata and first message
+    /// of these lengths now, or the error it would return: a caller can wait out
+    /// [`OpenError::TooManyChannels`] before it hands its buffers over.
+    pub fn check_open(
+        &self,
+        route: &str,
+        metadata_len: usize,
+        first_len: Option<usize>,
+    ) -> Result<(), OpenError> {
+        match self.state {
+            State::Closed => {
+                let err = self.error.clone().unwrap_or(SessionError::LocallyClosed);
+                return Err(OpenError::Session(err));
+            }
+            State::Draining => return Err(OpenError::GoingAway),
+            State::Open => {}
+        }
+        if route.len() > frame::MAX_ROUTE_LEN {
+            return Err(OpenError::RouteTooLong(route.len()));
+        }
+        if metadata_len > frame::MAX_METADATA_LEN {
+            return Err(OpenError::MetadataTooLarge(metadata_len));
+        }
+        if let Some(size) = first_len {
+            let max = self.peer.max_message_size;
+            if size > max as usize {
+                return Err(OpenError::MessageTooLarge { size, max });
+            }
+        }
+        // Before the peer's SETTINGS its MAX_CHANNELS is unknown, and it may be below the spec
+        // default: one channel at a time until they arrive (section 6).
+        let cap =
+            if self.settings_received { self.peer.max_channels } else { OPENS_BEFORE_SETTINGS };
+        if self.local_count >= cap {
+            return Err(OpenError::TooManyChannels(cap));
+        }
+        match self.next_local_id {
+            Some(_) => Ok(()),
+            None => Err(OpenError::IdsExhausted),
+        }
     }
 
     /// Whether `send` may queue a message on `id` now. If not, an [`Event::Writable`] follows
