@@ -11,14 +11,15 @@ pub struct Config {
     pub protocol: wsmux_proto::Config,
     /// How much one read from the socket may bring: the size of the read-ahead buffer under
     /// the WebSocket, allocated at the connection's first read. Default 32 KiB, not
-    /// tungstenite's 128 KiB: it is most of an idle connection's memory. Measured: an idle
-    /// server connection then costs about 40 KiB (10,000 connections, `examples/bench`);
-    /// 128 KiB reads 1 MiB messages 10–20 % faster but would cost about 130 KiB per idle
-    /// connection.
+    /// tungstenite's 128 KiB: it is most of a connection's memory. Measured: an idle server
+    /// connection costs about 25 KiB (10,000 connections, `examples/bench`), since only the
+    /// pages reads have filled are resident, up to about 45 KiB once all are; 128 KiB reads
+    /// 1 MiB messages 10–20 % faster but would cost up to about 140 KiB per connection.
     ///
     /// On connections wsmux sets up itself (`client::connect*`, `server::accept`, `Server`),
-    /// tungstenite's own read buffer is then 4 KiB: it zeroes that buffer's spare room before
-    /// every read, so a large one costs every small message about 0.2 µs a read. For a
+    /// tungstenite's own read buffer is then 8 KiB: it zeroes that buffer's spare room before
+    /// every read, so a large one costs every small message about 0.2 µs a read (the price:
+    /// received bytes are copied once more, see the `progress` module). For a
     /// WebSocket handed to [`Session::client`](crate::Session::client) /
     /// [`Session::server`](crate::Session::server), this is tungstenite's read buffer, as
     /// [`Config::websocket`] sets it.
