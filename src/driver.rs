@@ -329,13 +329,7 @@ where
     /// One round of reading, timers and writing. Ready once the session has ended and every
     /// frame it queued (its GOAWAY) is written.
     fn poll_running(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
-        // Park first: a handle that queues work after this point finds the waker and wakes us.
-        // Wakes this poll causes are delivered when it ends (see `shared::Guard`).
-        {
-            let mut inner = shared.lock();
-            park(&mut inner.driver, cx.waker());
-            inner.defer_wakes = true;
-        }
+        // The round's locks park the driver and hold wakes back (see `lock_in_poll`).
         self.wrote_inline = false;
         let result = self.poll_round(shared, cx);
         let mut inner = shared.lock();
@@ -352,14 +346,14 @@ where
             // batches to proto on the way.
             let mut read_more = self.read_socket(cx, &mut budget);
             while read_more && budget > 0 {
-                self.hand_inbox(&mut shared.lock(), now);
+                self.hand_inbox(&mut lock_in_poll(shared, cx), now);
                 read_more = self.read_socket(cx, &mut budget);
             }
             // One lock per round: what was read goes in, due timers fire, frames to write come
             // out, and the events of all that are dispatched (their wakes wait for the end of
             // the poll anyway).
             let (mut ended, mut next_timeout, mut write_more) = {
-                let mut inner = shared.lock();
+                let mut inner = lock_in_poll(shared, cx);
                 self.hand_inbox(&mut inner, now);
                 // The deadline known from the end of the last round.
                 if self.deadline.is_some_and(|d| d <= now) {
@@ -376,7 +370,7 @@ where
                 // A later batch may carry a draining session's last FIN: the session then
                 // ends here, and its next deadline moves.
                 (ended, next_timeout, write_more) = {
-                    let mut inner = shared.lock();
+                    let mut inner = lock_in_poll(shared, cx);
                     let more = self.take_frames(&mut inner, now);
                     inner.dispatch_events();
                     (inner.proto.is_closed(), inner.proto.poll_timeout(), more)
@@ -426,20 +420,20 @@ where
         self.wrote_inline = true;
         let mut cx = Context::from_waker(waker);
         let now = Instant::now();
-        self.take_frames(&mut shared.lock(), now);
+        let (more, closed, timer_moved) = {
+            let mut inner = shared.lock();
+            let more = self.take_frames(&mut inner, now);
+            // Parked before the write: a handle that queues frames meanwhile finds the waker,
+            // finds the task busy, and wakes the driver, which writes them.
+            park(&mut inner.driver, waker);
+            inner.dispatch_events();
+            (more, inner.proto.is_closed(), self.timer_moved_up(&inner))
+        };
         self.send_outbox(shared, &mut cx, now, false, false);
-        let mut inner = shared.lock();
-        park(&mut inner.driver, waker);
-        inner.dispatch_events();
-        // More than one batch, or frames another handle queued while this one wrote (they
-        // found no waker to take: it was out, with us): the driver writes them.
-        // A write left blocked (frames left in the outbox, or unflushed) needs the driver's
-        // write timer (see `write_timed_out`).
-        !self.write_done
-            && self.blocked_since.is_none()
-            && !inner.proto.is_closed()
-            && !inner.proto.has_transmit()
-            && !self.timer_moved_up(&inner)
+        // More than one batch: the driver writes the rest. A write that failed or was left
+        // blocked (frames in the outbox, or unflushed) needs the driver (its write timer, see
+        // `write_timed_out`).
+        !more && !self.write_done && self.blocked_since.is_none() && !closed && !timer_moved
     }
 
     /// Whether proto's next deadline is now earlier than the one the driver's timer is set for.
@@ -701,6 +695,16 @@ where
         cx.waker().wake_by_ref();
         Poll::Pending
     }
+}
+
+/// The lock, as the driver's poll takes it: the driver is parked (a handle that queues work
+/// after this finds the waker and wakes it; what was queued before, this round takes), and the
+/// wakes the poll causes wait for its end (see `shared::Guard`).
+fn lock_in_poll<'a>(shared: &'a Shared, cx: &Context<'_>) -> crate::shared::Guard<'a> {
+    let mut inner = shared.lock();
+    park(&mut inner.driver, cx.waker());
+    inner.defer_wakes = true;
+    inner
 }
 
 /// Whether `at` has passed (as of `now`); if not, polls the timer in `slot` for it, arming a
