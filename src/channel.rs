@@ -32,11 +32,13 @@ pub struct Channel {
     /// Parts of a message that spans several frames, gathered as the application reads them
     /// (reading is what returns credit, so a message larger than the window still flows).
     partial: Partial,
+    /// Let go of already (see [`Channel::recv_last`]): dropping it has nothing left to do.
+    released: bool,
 }
 
 impl Channel {
     pub(crate) fn new(shared: Shared, id: ChannelId) -> Self {
-        Channel { shared, id, partial: Partial::default() }
+        Channel { shared, id, partial: Partial::default(), released: false }
     }
 
     /// The channel's id (odd if the client opened it, even if the server did).
@@ -96,8 +98,25 @@ impl Channel {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
+    /// [`Channel::recv`] for a caller done with the channel once it has the peer's last message
+    /// (a unary call's answer): when the peer has finished after the message read, the channel
+    /// is let go of in the same lock, as dropping it would, and the channel must not be used
+    /// any more (dropping it then costs nothing).
+    pub(crate) async fn recv_last(&mut self) -> Result<Option<Bytes>, Error> {
+        poll_fn(|cx| self.poll_message(cx, true)).await
+    }
+
     /// Polls for the next whole message (see [`Channel::recv`]).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Error>> {
+        self.poll_message(cx, false)
+    }
+
+    /// [`Channel::poll_recv`]; with `last`, as [`Channel::recv_last`].
+    fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+        last: bool,
+    ) -> Poll<Result<Option<Bytes>, Error>> {
         let mut inner = self.shared.lock();
         let result = loop {
             match inner.proto.read(self.id, usize::MAX) {
@@ -118,6 +137,12 @@ impl Channel {
                 Err(e) => break Poll::Ready(Err(e.into())),
             }
         };
+        if last && matches!(result, Poll::Ready(Ok(Some(_)))) && inner.proto.read_finished(self.id)
+        {
+            inner.proto.release(self.id);
+            inner.channels.remove(&self.id);
+            self.released = true;
+        }
         // Reading may owe the peer credit: let the driver send it.
         inner.after_command();
         result
@@ -288,6 +313,9 @@ impl Partial {
 
 impl Drop for Channel {
     fn drop(&mut self) {
+        if self.released {
+            return;
+        }
         let mut inner = self.shared.lock();
         inner.proto.release(self.id);
         inner.channels.remove(&self.id);

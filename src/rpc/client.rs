@@ -130,7 +130,7 @@ impl<C: Send + Sync + 'static> Client<C> {
         let open = OpenOptions::new_static(method.name()).metadata(metadata).message(body).finish();
         with_deadline(deadline, async {
             let mut ch = self.session.open_with(open).await.map_err(|e| Status::from_error(&e))?;
-            let answer = ch.recv().await.map_err(|e| Status::from_error(&e))?;
+            let answer = ch.recv_last().await.map_err(|e| Status::from_error(&e))?;
             single_answer(&mut ch, &*self.codec, answer)
         })
         .await
