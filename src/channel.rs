@@ -100,8 +100,8 @@ impl Channel {
 
     /// [`Channel::recv`] for a caller done with the channel once it has the peer's last message
     /// (a unary call's answer): when the peer has finished after the message read, the channel
-    /// is let go of in the same lock, as dropping it would, and the channel must not be used
-    /// any more (dropping it then costs nothing).
+    /// is let go of in the same lock, as dropping it would. Its state is then gone: reading
+    /// again is a bug, a reset does nothing (the wire is done), dropping it costs nothing.
     pub(crate) async fn recv_last(&mut self) -> Result<Option<Bytes>, Error> {
         poll_fn(|cx| self.poll_message(cx, true)).await
     }
@@ -117,6 +117,7 @@ impl Channel {
         cx: &mut Context<'_>,
         last: bool,
     ) -> Poll<Result<Option<Bytes>, Error>> {
+        debug_assert!(!self.released, "a channel read after recv_last let go of it");
         let mut inner = self.shared.lock();
         let result = loop {
             match inner.proto.read(self.id, usize::MAX) {
@@ -354,5 +355,53 @@ impl Sink<Bytes> for Channel {
             inner.after_command();
         }
         this.poll_flushed(cx)
+    }
+}
+
+#[cfg(all(test, feature = "async-std"))]
+mod tests {
+    use crate::server::{Server, ServerConfig};
+    use crate::{Config, Error, Session};
+
+    /// A client session and the server's end of it, over loopback.
+    async fn pair() -> (Session, Session, Server) {
+        let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await.expect("bind");
+        let url = format!("ws://{}/mux", server.local_addr());
+        let (client, driver) =
+            crate::client::connect(&url, Config::default()).await.expect("connect");
+        crate::spawn(driver);
+        let theirs = server.accept().await.expect("accept");
+        (client, theirs, server)
+    }
+
+    #[test]
+    fn recv_last_lets_go_of_the_channel_with_the_peers_last_message_only() -> Result<(), Error> {
+        async_std::task::block_on(async {
+            let (client, server, _listener) = pair().await;
+            // The answer comes with the peer's FIN: released as it is read, before the drop.
+            let mut ch = client.open("a").await?;
+            ch.finish().await?;
+            let mut theirs = server.accept().await.expect("incoming").accept();
+            assert_eq!(theirs.recv().await?, None);
+            theirs.finish_with("last").await.map_err(|e| e.error)?;
+            assert_eq!(ch.recv_last().await?.as_deref(), Some(&b"last"[..]));
+            assert_eq!(client.stats().open_channels, 0, "released while the handle lives");
+            drop(ch);
+
+            // The answer comes without FIN: the channel stays until dropped, which cancels it.
+            let mut ch = client.open("b").await?;
+            let mut theirs = server.accept().await.expect("incoming").accept();
+            theirs.send("not last").await?;
+            assert_eq!(ch.recv_last().await?.as_deref(), Some(&b"not last"[..]));
+            assert_eq!(client.stats().open_channels, 1);
+            drop(ch);
+            match theirs.stopped().await {
+                Error::Channel(crate::ChannelError::Reset { code, .. }) => {
+                    assert_eq!(code, crate::ErrorCode::CANCEL)
+                }
+                other => panic!("expected a CANCEL reset, got {other:?}"),
+            }
+            Ok(())
+        })
     }
 }

@@ -13,8 +13,8 @@ pub struct Config {
     /// the WebSocket, allocated at the connection's first read. Default 32 KiB, not
     /// tungstenite's 128 KiB: it is most of a connection's memory. Measured: an idle server
     /// connection costs about 25 KiB (10,000 connections, `examples/bench`), since only the
-    /// pages reads have filled are resident, up to about 45 KiB once all are; 128 KiB reads
-    /// 1 MiB messages 10–20 % faster but would cost up to about 140 KiB per connection.
+    /// pages reads have filled are resident, up to about 45 KiB once all are. A larger buffer
+    /// takes large messages in fewer system calls, for that much more memory per connection.
     ///
     /// On connections wsmux sets up itself (`client::connect*`, `server::accept`, `Server`),
     /// tungstenite's own read buffer is then 8 KiB: it zeroes that buffer's spare room before

@@ -361,6 +361,10 @@ where
                 }
                 let write_more = self.take_frames(&mut inner, now);
                 inner.dispatch_events();
+                if !write_more && self.outbox.is_empty() {
+                    // Nothing to write: a lone waiting task need not wait for the poll's end.
+                    inner.release_lone_wake();
+                }
                 (inner.proto.is_closed(), inner.proto.poll_timeout(), write_more)
             };
             let failed_before = self.write_done;
@@ -420,16 +424,20 @@ where
         self.wrote_inline = true;
         let mut cx = Context::from_waker(waker);
         let now = Instant::now();
-        let (more, closed, timer_moved) = {
+        let (more, closed, timer_moved, wakes) = {
             let mut inner = shared.lock();
             let more = self.take_frames(&mut inner, now);
             // Parked before the write: a handle that queues frames meanwhile finds the waker,
             // finds the task busy, and wakes the driver, which writes them.
             park(&mut inner.driver, waker);
             inner.dispatch_events();
-            (more, inner.proto.is_closed(), self.timer_moved_up(&inner))
+            // Whoever waits on what was taken (room to send, a flush) is woken once it is
+            // written (or the write failed), as from the driver's own poll.
+            let wakes = inner.take_wakes();
+            (more, inner.proto.is_closed(), self.timer_moved_up(&inner), wakes)
         };
         self.send_outbox(shared, &mut cx, now, false, false);
+        drop(wakes);
         // More than one batch: the driver writes the rest. A write that failed or was left
         // blocked (frames in the outbox, or unflushed) needs the driver (its write timer, see
         // `write_timed_out`).

@@ -45,7 +45,6 @@ impl Clock {
 }
 
 /// A transport with write progress and read-ahead (see the module docs).
-#[derive(Debug)]
 pub(crate) struct Progress<S> {
     inner: S,
     clock: Arc<Clock>,
@@ -55,6 +54,16 @@ pub(crate) struct Progress<S> {
     ahead_size: usize,
     start: usize,
     end: usize,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Progress<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("inner", &self.inner)
+            .field("read_ahead", &self.ahead_size)
+            .field("buffered", &(self.end - self.start))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Wraps `inner`, reading ahead `read_ahead` bytes at a time; the clock is the driver's.
@@ -78,6 +87,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Progress<S> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         if this.start == this.end {
             if buf.len() >= this.ahead_size {
                 // As large as a read-ahead: no point in a copy.
@@ -125,10 +137,16 @@ mod tests {
     use futures::task::noop_waker_ref;
     use std::collections::VecDeque;
 
-    /// A transport that answers each read with its next scripted step: some bytes (as many as
-    /// fit; the rest stays for the next read), `Pending`, or the end (an empty step).
+    enum Step {
+        /// As many of these bytes as fit; the rest stays for the next read.
+        Bytes(Vec<u8>),
+        Pending,
+        Fail,
+    }
+
+    /// A transport that answers each read with its next scripted step, then the end.
     struct Script {
-        steps: VecDeque<Option<Vec<u8>>>,
+        steps: VecDeque<Step>,
         reads: Vec<usize>,
     }
 
@@ -141,12 +159,13 @@ mod tests {
             self.reads.push(buf.len());
             match self.steps.pop_front() {
                 None => Poll::Ready(Ok(0)),
-                Some(None) => Poll::Pending,
-                Some(Some(mut bytes)) => {
+                Some(Step::Pending) => Poll::Pending,
+                Some(Step::Fail) => Poll::Ready(Err(io::ErrorKind::ConnectionReset.into())),
+                Some(Step::Bytes(mut bytes)) => {
                     let n = bytes.len().min(buf.len());
                     buf[..n].copy_from_slice(&bytes[..n]);
                     if n < bytes.len() {
-                        self.steps.push_front(Some(bytes.split_off(n)));
+                        self.steps.push_front(Step::Bytes(bytes.split_off(n)));
                     }
                     Poll::Ready(Ok(n))
                 }
@@ -154,7 +173,7 @@ mod tests {
         }
     }
 
-    fn script(steps: Vec<Option<Vec<u8>>>, read_ahead: usize) -> Progress<Script> {
+    fn script(steps: Vec<Step>, read_ahead: usize) -> Progress<Script> {
         wrap(Script { steps: steps.into(), reads: Vec::new() }, read_ahead).0
     }
 
@@ -164,41 +183,56 @@ mod tests {
         Pin::new(p).poll_read(&mut cx, &mut buf).map_ok(|n| buf[..n].to_vec())
     }
 
+    fn got(p: &mut Progress<Script>, len: usize) -> Vec<u8> {
+        match read(p, len) {
+            Poll::Ready(Ok(bytes)) => bytes,
+            other => panic!("expected bytes, got {other:?}"),
+        }
+    }
+
     #[test]
     fn small_reads_are_served_from_one_large_socket_read() {
         let data: Vec<u8> = (0..=255).collect();
-        let mut p = script(vec![Some(data.clone())], 1024);
-        let mut got = Vec::new();
-        while let Poll::Ready(Ok(chunk)) = read(&mut p, 10) {
+        let mut p = script(vec![Step::Bytes(data.clone())], 1024);
+        let mut all = Vec::new();
+        loop {
+            let chunk = got(&mut p, 10);
             if chunk.is_empty() {
                 break;
             }
-            got.extend(chunk);
+            all.extend(chunk);
         }
-        assert_eq!(got, data);
+        assert_eq!(all, data);
         // One read brought all 256 bytes, asking for the whole read-ahead; then the end.
         assert_eq!(p.inner.reads, [1024, 1024]);
     }
 
     #[test]
-    fn pending_and_end_pass_through_and_no_byte_is_lost() {
-        let mut p = script(vec![Some(vec![1, 2, 3]), None, Some(vec![4])], 8);
-        assert_eq!(read(&mut p, 2).map(Result::unwrap), Poll::Ready(vec![1, 2]));
-        // Buffered bytes come first, without a socket read.
-        assert_eq!(read(&mut p, 2).map(Result::unwrap), Poll::Ready(vec![3]));
+    fn pending_errors_and_the_end_pass_through_and_no_byte_is_lost() {
+        let steps =
+            vec![Step::Bytes(vec![1, 2, 3]), Step::Pending, Step::Fail, Step::Bytes(vec![4])];
+        let mut p = script(steps, 8);
+        assert_eq!(got(&mut p, 2), [1, 2]);
+        // Buffered bytes come first, without a socket read; an empty read reads nothing.
+        assert_eq!(got(&mut p, 0), []);
+        assert_eq!(got(&mut p, 2), [3]);
         assert!(read(&mut p, 2).is_pending());
-        assert_eq!(read(&mut p, 2).map(Result::unwrap), Poll::Ready(vec![4]));
-        assert_eq!(read(&mut p, 2).map(Result::unwrap), Poll::Ready(vec![]));
-        assert_eq!(p.inner.reads, [8, 8, 8, 8]);
+        match read(&mut p, 2) {
+            Poll::Ready(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
+            other => panic!("expected the error, got {other:?}"),
+        }
+        assert_eq!(got(&mut p, 2), [4]);
+        assert_eq!(got(&mut p, 2), []);
+        assert_eq!(p.inner.reads, [8, 8, 8, 8, 8]);
     }
 
     #[test]
     fn a_read_as_large_as_the_read_ahead_goes_straight_to_the_socket() {
-        let mut p = script(vec![Some(vec![9; 100])], 16);
-        assert_eq!(read(&mut p, 64).map(Result::unwrap), Poll::Ready(vec![9; 64]));
+        let mut p = script(vec![Step::Bytes(vec![9; 100])], 16);
+        assert_eq!(got(&mut p, 64), [9; 64]);
         assert!(p.ahead.is_empty(), "no read-ahead buffer was needed");
         // A smaller read goes through the read-ahead again.
-        assert_eq!(read(&mut p, 4).map(Result::unwrap), Poll::Ready(vec![9; 4]));
+        assert_eq!(got(&mut p, 4), [9; 4]);
         assert_eq!(p.inner.reads, [64, 16]);
     }
 
@@ -206,9 +240,9 @@ mod tests {
     fn what_is_read_ahead_equals_what_the_socket_sent_whatever_the_read_sizes() {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
         // The socket hands out uneven pieces; the reader asks for uneven sizes.
-        let steps = data.chunks(333).map(|c| Some(c.to_vec())).collect();
+        let steps = data.chunks(333).map(|c| Step::Bytes(c.to_vec())).collect();
         let mut p = script(steps, 1000);
-        let mut got = Vec::new();
+        let mut all = Vec::new();
         futures::executor::block_on(async {
             let mut size = 1;
             loop {
@@ -217,10 +251,10 @@ mod tests {
                 if n == 0 {
                     break;
                 }
-                got.extend_from_slice(&buf[..n]);
+                all.extend_from_slice(&buf[..n]);
                 size = size % 1500 + 97;
             }
         });
-        assert_eq!(got, data);
+        assert_eq!(all, data);
     }
 }

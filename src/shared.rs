@@ -130,6 +130,23 @@ impl Inner {
         }
     }
 
+    /// Lets the driver's poll wake the one task its events concern when this lock is released,
+    /// instead of at the end of the poll: a caller waiting for its answer runs a little sooner
+    /// (measured: unary calls at 1 in flight 1-2 % faster on tokio). Several are still woken
+    /// together at the end: woken at once, they contend for this lock while the driver works
+    /// (measured: 64-byte messages over 64 channels 20 % slower on async-std).
+    pub(crate) fn release_lone_wake(&mut self) {
+        if self.to_wake.len() <= 1 {
+            self.defer_wakes = false;
+        }
+    }
+
+    /// The wakers collected so far, to wake later (when the returned value is dropped), after
+    /// work done without the lock.
+    pub(crate) fn take_wakes(&mut self) -> Option<LaterWakes> {
+        (!self.to_wake.is_empty()).then(|| LaterWakes(std::mem::take(&mut self.to_wake)))
+    }
+
     /// The wakers collected so far, unless the driver is mid-poll and will take them itself
     /// (most releases have none: then nothing is moved).
     fn wakes_due(&mut self) -> Option<WakeList> {
@@ -158,6 +175,10 @@ impl WakeList {
         self.len == 0 && self.more.is_empty()
     }
 
+    fn len(&self) -> usize {
+        self.len + self.more.len()
+    }
+
     fn push(&mut self, waker: Waker) {
         match self.inline.get_mut(self.len) {
             Some(slot) => {
@@ -179,6 +200,15 @@ impl WakeList {
 
     fn wake(self) {
         self.inline.into_iter().flatten().chain(self.more).for_each(Waker::wake);
+    }
+}
+
+/// Wakers taken out of the lock ([`Inner::take_wakes`]): woken when this is dropped.
+pub(crate) struct LaterWakes(WakeList);
+
+impl Drop for LaterWakes {
+    fn drop(&mut self) {
+        std::mem::take(&mut self.0).wake();
     }
 }
 
