@@ -55,7 +55,7 @@ impl OpenOptions {
         Self::with_route(std::borrow::Cow::Owned(route.into()))
     }
 
-    /// Opens a route known at compile time (an RPC method): one copy fewer.
+    /// Opens a route known at compile time (an RPC method): the route is never copied.
     pub(crate) fn new_static(route: &'static str) -> Self {
         Self::with_route(std::borrow::Cow::Borrowed(route))
     }
@@ -167,7 +167,7 @@ impl Session {
             }
             let OpenOptions { route, metadata, message, finish } =
                 options.take().expect("not polled once ready");
-            let id = inner.proto.open(&route, metadata, message, finish)?;
+            let id = inner.proto.open(route, metadata, message, finish)?;
             inner.after_command();
             Poll::Ready(Ok(Channel::new(self.shared.clone(), id)))
         })
@@ -179,7 +179,7 @@ impl Session {
     pub fn try_open(&self, options: OpenOptions) -> Result<Channel, Error> {
         let mut inner = self.shared.lock();
         let id =
-            inner.proto.open(&options.route, options.metadata, options.message, options.finish)?;
+            inner.proto.open(options.route, options.metadata, options.message, options.finish)?;
         inner.after_command();
         Ok(Channel::new(self.shared.clone(), id))
     }

@@ -148,7 +148,7 @@ fn step(pair: &mut Pair, chans: &mut Vec<Chan>, op: Op) {
             let route = format!("c{}", chans.len());
             let first = first.map(|len| pattern(chans.len() as u64, usize::from(len % 4096)));
             let fin = fin && first.is_some();
-            let Ok(id) = pair.session(s).open(&route, Bytes::new(), first.clone(), fin) else {
+            let Ok(id) = pair.session(s).open(route.clone(), Bytes::new(), first.clone(), fin) else {
                 return;
             };
             let mut flows: [Flow; 2] = Default::default();

@@ -61,7 +61,7 @@ pub(crate) struct Channel {
     pub(crate) id: ChannelId,
     /// Route and metadata of an OPEN this end has not transmitted yet (boxed: an idle channel
     /// carries none, and should cost little).
-    pub(crate) pending_open: Option<Box<(String, Bytes)>>,
+    pub(crate) pending_open: Option<Box<(std::borrow::Cow<'static, str>, Bytes)>>,
 
     pub(crate) send: SendState,
     send_queue: VecDeque<Bytes>,

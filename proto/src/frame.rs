@@ -12,6 +12,8 @@
 //! well-formed. Limits that depend on configuration (sizes, channel state) are the session's.
 //! `encode` writes exactly what `decode` reads. Multi-byte integers are big-endian.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::code::ErrorCode;
@@ -130,8 +132,9 @@ pub struct Data {
 pub struct Open {
     /// The new channel's id; its low bit names the opener.
     pub id: ChannelId,
-    /// What the opener asks for (at most 255 bytes of UTF-8).
-    pub route: String,
+    /// What the opener asks for (at most 255 bytes of UTF-8). Borrowed when the opener's route
+    /// is a constant (an RPC method), so opening costs no copy of it.
+    pub route: Cow<'static, str>,
     /// Opaque bytes for the acceptor (at most 65535).
     pub metadata: Bytes,
     /// Whether the data part ends a message (an empty data part with EOM is an empty message).
@@ -242,7 +245,7 @@ impl Frame {
             kind::OPEN => {
                 on_channel("OPEN")?;
                 let route_len = r.u8("OPEN route length")? as usize;
-                let route = r.string(route_len, "OPEN route")?;
+                let route = Cow::Owned(r.string(route_len, "OPEN route")?);
                 let meta_len = r.u16("OPEN metadata length")? as usize;
                 let metadata = r.take(meta_len, "OPEN metadata")?;
                 Frame::Open(Open { id, route, metadata, eom, fin, payload: r.buf.split_off(0) })
@@ -469,7 +472,7 @@ mod tests {
                 .prop_map(|(id, eom, fin, payload)| Frame::Data(Data { id, eom, fin, payload })),
             (arb_id(), arb_str(255), arb_bytes(300), any::<bool>(), any::<bool>(), arb_bytes(300))
                 .prop_map(|(id, route, metadata, eom, fin, payload)| {
-                    Frame::Open(Open { id, route, metadata, eom, fin, payload })
+                    Frame::Open(Open { id, route: route.into(), metadata, eom, fin, payload })
                 }),
             (arb_id(), 1u32..).prop_map(|(id, increment)| Frame::Window { id, increment }),
             (arb_id(), any::<u32>(), arb_str(255)).prop_map(|(id, c, reason)| Frame::Reset {

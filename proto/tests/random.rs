@@ -93,8 +93,10 @@ fn random_traffic(seed: u64, channels: usize) {
                 flow.next = usize::from(first.is_some());
                 let fin = first.is_some() && flow.messages.len() == 1 && rng.one_in(2);
                 flow.finished = fin;
-                let id =
-                    pair.session(p.opener).open(&p.route, Bytes::new(), first, fin).expect("open");
+                let id = pair
+                    .session(p.opener)
+                    .open(p.route.clone(), Bytes::new(), first, fin)
+                    .expect("open");
                 p.id = Some(id);
             }
             1 => {

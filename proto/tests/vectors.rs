@@ -91,7 +91,7 @@ fn frame_of(f: &Value) -> Frame {
         }),
         "OPEN" => Frame::Open(Open {
             id: id_of(f, "id"),
-            route: text_of(f, "route").to_owned(),
+            route: text_of(f, "route").to_owned().into(),
             metadata: bytes_of(f, "metadata_hex"),
             eom: bool_of(f, "eom"),
             fin: bool_of(f, "fin"),
@@ -322,7 +322,7 @@ fn the_rpc_worked_example_frames_decode_as_a_call() {
     let frames: Vec<Frame> =
         load_rpc("frames").iter().map(|v| Frame::decode(bytes_of(v, "hex")).unwrap()).collect();
     let Frame::Open(open) = &frames[0] else { panic!("the request is an OPEN") };
-    assert_eq!((open.route.as_str(), open.eom, open.fin), ("kv.get", true, true));
+    assert_eq!((&*open.route, open.eom, open.fin), ("kv.get", true, true));
     let header = CallHeader::decode(&open.metadata).unwrap();
     assert_eq!(header.timeout_ms, 250);
     assert_eq!(header.headers, vec![("trace".to_owned(), Bytes::from_static(b"ab"))]);

@@ -171,7 +171,7 @@ impl Session {
         self.channels.insert(id, ch);
         self.peer_count += 1;
         self.stats.channels_accepted += 1;
-        self.accept_queue.push_back(Incoming { id, route, metadata });
+        self.accept_queue.push_back(Incoming { id, route: route.into_owned(), metadata });
         self.events.push_back(Event::Incoming);
         if !payload.is_empty() || eom || fin {
             self.on_data(now, id, payload, eom, fin);

@@ -321,17 +321,18 @@ impl Session {
     /// SETTINGS arrive only one channel may be open ([`OpenError::TooManyChannels`]).
     pub fn open(
         &mut self,
-        route: &str,
+        route: impl Into<std::borrow::Cow<'static, str>>,
         metadata: Bytes,
         first: Option<Bytes>,
         fin: bool,
     ) -> Result<ChannelId, OpenError> {
-        self.check_open(route, metadata.len(), first.as_ref().map(Bytes::len))?;
+        let route = route.into();
+        self.check_open(&route, metadata.len(), first.as_ref().map(Bytes::len))?;
         let id = self.next_local_id.ok_or(OpenError::IdsExhausted)?;
         self.next_local_id = id.next();
         self.last_local_id = id.0;
         let mut ch = self.new_channel(id);
-        ch.pending_open = Some(Box::new((route.to_owned(), metadata)));
+        ch.pending_open = Some(Box::new((route, metadata)));
         if let Some(m) = first {
             ch.enqueue(m);
         }

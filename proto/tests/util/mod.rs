@@ -448,7 +448,7 @@ pub fn settings() -> Frame {
 pub fn open_frame(id: u32, payload: &[u8], eom: bool, fin: bool) -> Frame {
     Frame::Open(Open {
         id: ChannelId(id),
-        route: "r".to_owned(),
+        route: "r".into(),
         metadata: Bytes::new(),
         eom,
         fin,
