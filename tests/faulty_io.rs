@@ -213,10 +213,8 @@ fn a_transport_that_stalls_then_resumes_loses_nothing() {
                 futures::future::join_all(rounds).await;
             }
         });
-        // Wait until the drivers are blocked on the gate, then let it stay shut a while.
-        while gate.blocked() < 2 {
-            async_std::task::sleep(Duration::from_millis(5)).await;
-        }
+        // Once the drivers are blocked on the gate, it stays shut a while (the stall).
+        gate.until_blocked(2).await;
         async_std::task::sleep(Duration::from_millis(200)).await;
         gate.open();
         work.await;

@@ -130,6 +130,8 @@ struct GateState {
     /// Reads or writes that found the gate shut (so a test can see the stall took hold).
     blocked: usize,
     waiting: Vec<Waker>,
+    /// Tests waiting for `blocked` to grow (see [`Gate::until_blocked`]).
+    watchers: Vec<Waker>,
 }
 
 impl Gate {
@@ -143,9 +145,17 @@ impl Gate {
             w.wake();
         }
     }
-    /// How many polls found the gate shut so far.
-    pub fn blocked(&self) -> usize {
-        lock(&self.0).blocked
+    /// Resolves once `n` polls have found the gate shut.
+    pub async fn until_blocked(&self, n: usize) {
+        std::future::poll_fn(|cx| {
+            let mut g = lock(&self.0);
+            if g.blocked >= n {
+                return Poll::Ready(());
+            }
+            g.watchers.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
     }
     fn poll_pass(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut g = lock(&self.0);
@@ -154,6 +164,9 @@ impl Gate {
         }
         g.blocked += 1;
         g.waiting.push(cx.waker().clone());
+        for w in g.watchers.drain(..) {
+            w.wake();
+        }
         Poll::Pending
     }
 }
