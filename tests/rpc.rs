@@ -376,10 +376,11 @@ fn a_streaming_call_dropped_midway_stops_its_handler() {
     });
 }
 
-/// Polls `cond` until it holds (the test's time limit bounds the wait).
-async fn until(mut cond: impl FnMut() -> bool) {
+/// Waits until `cond` holds, looking again after each PING round trip on `session` (an event:
+/// what either end sent before it has been through both), not after a sleep.
+async fn until(session: &Session, mut cond: impl FnMut() -> bool) {
     while !cond() {
-        async_std::task::sleep(Duration::from_millis(1)).await;
+        session.ping().await.expect("the session lives");
     }
 }
 
@@ -393,7 +394,7 @@ fn an_answer_given_before_the_caller_finished_is_the_outcome() {
         let mut call = client.client_streaming(&FIRST, CallOptions::new()).await.unwrap();
         call.send(&7).await.unwrap();
         // The answer and FIN arrive, then the RESET of the callee's dropped channel.
-        until(|| client.session().stats().resets_received == 1).await;
+        until(client.session(), || client.session().stats().resets_received == 1).await;
         assert_eq!(call.finish().await, Ok(7));
     });
 }
@@ -410,7 +411,7 @@ fn a_failed_send_reports_the_callee_status_and_keeps_unread_responses() {
         let (client, _server) = served(router).await;
         let mut call = client.bidi(&ECHO_THEN_ABORT, CallOptions::new()).await.unwrap();
         call.send(&5).await.unwrap();
-        until(|| client.session().stats().resets_received == 1).await;
+        until(client.session(), || client.session().stats().resets_received == 1).await;
         assert_eq!(call.send(&6).await.unwrap_err().code(), Code::ABORTED);
         assert_eq!(call.recv().await, Some(Ok(5)), "the response read ahead is still there");
         assert_eq!(call.recv().await.unwrap().unwrap_err().code(), Code::ABORTED);
@@ -422,21 +423,29 @@ fn a_failed_send_reports_the_callee_status_and_keeps_unread_responses() {
 fn requests_end_once_the_caller_is_gone_so_a_handler_skipping_errors_stops() {
     run(async {
         const SKIP: ClientStreaming<u32, u32> = ClientStreaming::new("skip");
+        let (read_tx, mut read) = mpsc::unbounded::<u32>();
         let (counted_tx, mut counted) = mpsc::unbounded::<usize>();
-        let router = Router::new().client_streaming(SKIP, move |reqs, _| {
+        let router = Router::new().client_streaming(SKIP, move |mut reqs, _| {
             // The requests are read by a task of their own, which the router does not stop
-            // when the caller leaves: only the end of `Requests` lets it finish.
-            let counted = counted_tx.clone();
+            // when the caller leaves: only the end of `Requests` lets it finish. It skips
+            // errors, and reports each request it read.
+            let (read, counted) = (read_tx.clone(), counted_tx.clone());
             async_std::task::spawn(async move {
-                let n = reqs.filter_map(|r| async move { r.ok() }).count().await;
+                let mut n = 0;
+                while let Some(request) = reqs.next().await {
+                    if let Ok(value) = request {
+                        n += 1;
+                        read.unbounded_send(value).unwrap();
+                    }
+                }
                 counted.unbounded_send(n).unwrap();
             });
             futures::future::pending::<Result<u32, Status>>()
         });
-        let (client, server) = served(router).await;
+        let (client, _server) = served(router).await;
         let mut call = client.client_streaming(&SKIP, CallOptions::new()).await.unwrap();
         call.send(&1).await.unwrap();
-        until(|| server.stats().channels_accepted == 1).await;
+        assert_eq!(read.next().await, Some(1), "the handler's task has the request");
         drop(call); // reset CANCEL
         assert_eq!(counted.next().await, Some(1), "the requests ended after the one sent");
     });
@@ -463,7 +472,7 @@ fn a_sender_moved_to_another_task_is_woken_while_the_call_task_watches() {
         let mut call = client.bidi(&SPLIT, CallOptions::new()).await.unwrap();
         call.send(&1).await.unwrap();
         // The sender task fills our window and parks; a second request re-polls the call task.
-        until(|| client.session().stats().bytes_received >= 256 * 1024).await;
+        until(client.session(), || client.session().stats().bytes_received >= 256 * 1024).await;
         call.send(&2).await.unwrap();
         call.finish().await.unwrap();
         let mut n = 0;
