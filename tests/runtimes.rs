@@ -70,6 +70,96 @@ fn tokio_drives_a_session_through_the_generic_entry_points() {
     });
 }
 
+const ADD: wsmux::rpc::Unary<(u32, u32), u32> = wsmux::rpc::Unary::new("add");
+const SLOW: wsmux::rpc::Unary<u32, u32> = wsmux::rpc::Unary::new("slow");
+
+/// A router whose `slow` method waits for `release` before it answers.
+fn router(release: futures::channel::oneshot::Receiver<()>) -> wsmux::rpc::Router {
+    let release = std::sync::Arc::new(std::sync::Mutex::new(Some(release)));
+    wsmux::rpc::Router::new().unary(ADD, |(a, b): (u32, u32), _| async move { Ok(a + b) }).unary(
+        SLOW,
+        move |n: u32, _| {
+            let release = release.lock().unwrap().take();
+            async move {
+                release.expect("one slow call").await.unwrap();
+                Ok(n + 1)
+            }
+        },
+    )
+}
+
+/// Calls answered at once, and one that waits while others are answered, then the end.
+async fn calls_round(client: Session, release: futures::channel::oneshot::Sender<()>) {
+    let client = wsmux::rpc::Client::new(client);
+    for i in 0..100 {
+        assert_eq!(client.unary(&ADD, &(i, 1)).await, Ok(i + 1));
+    }
+    let slow = {
+        let client = client.clone();
+        async move { client.unary(&SLOW, &41).await }
+    };
+    let others = async {
+        for i in 0..10 {
+            assert_eq!(client.unary(&ADD, &(i, i)).await, Ok(2 * i), "served while one waits");
+        }
+        release.send(()).unwrap();
+    };
+    let (slow, ()) = futures::join!(slow, others);
+    assert_eq!(slow, Ok(42));
+    client.session().close(wsmux::ErrorCode::NO_ERROR, "done");
+}
+
+/// `Router::serve_connection_with` on tokio's multi-threaded runtime: a server connection and
+/// its calls in one tokio task, a call that waits in a task of its own.
+#[test]
+fn tokio_serves_a_connection_and_its_calls_in_one_task() {
+    tokio_serves_a_connection(|router, session, driver| {
+        Box::pin(router.serve_connection_with(session, driver, |call| drop(tokio::spawn(call))))
+    });
+}
+
+/// With only the `tokio` feature, `Router::serve_connection` runs the calls that wait as tokio
+/// tasks.
+#[cfg(all(feature = "tokio", not(any(feature = "async-std", feature = "smol"))))]
+#[test]
+fn tokio_feature_serve_connection_spawns_waiting_calls_on_tokio() {
+    tokio_serves_a_connection(|router, session, driver| {
+        Box::pin(router.serve_connection(session, driver))
+    });
+}
+
+type Connection =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), wsmux::Error>> + Send>>;
+
+fn tokio_serves_a_connection(
+    serve: impl FnOnce(wsmux::rpc::Router, Session, wsmux::Driver) -> Connection + Send + 'static,
+) {
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let test = async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (release_tx, release_rx) = futures::channel::oneshot::channel();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (session, driver) =
+                wsmux::server::accept(tcp.compat(), &ServerConfig::default()).await.unwrap();
+            serve(router(release_rx), session, driver).await
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let url = format!("ws://{addr}/mux");
+        let (client, driver) =
+            wsmux::client::connect_on(tcp.compat(), &url, Config::default()).await.unwrap();
+        tokio::spawn(driver);
+        calls_round(client, release_tx).await;
+        server.await.unwrap().expect("the connection ends cleanly");
+    };
+    rt.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(60), test).await.expect("in time")
+    });
+}
+
 /// With only the `tokio` feature (`--no-default-features --features tokio`), `Server`,
 /// `connect` and `spawn` run on tokio.
 #[cfg(all(feature = "tokio", not(any(feature = "async-std", feature = "smol"))))]
