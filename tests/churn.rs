@@ -45,8 +45,8 @@ fn churn_at_the_channel_cap_checks_every_echo_and_leaves_no_state() {
         }
         assert_eq!(client.stats().channels_opened, 32 * 40);
         // The last resets and FINs are on their way: wait until both ends have freed it all.
-        // Looks again after each PING round trip: what either end sent before it has been
-        // through both.
+        // Looks again after each PING round trip (progress at both ends, not a sleep; a PING
+        // may overtake queued frames, hence the loop).
         loop {
             let (c, s) = (client.stats(), server.stats());
             if c.held_channels + s.held_channels == 0 && c.open_channels + s.open_channels == 0 {

@@ -376,8 +376,9 @@ fn a_streaming_call_dropped_midway_stops_its_handler() {
     });
 }
 
-/// Waits until `cond` holds, looking again after each PING round trip on `session` (an event:
-/// what either end sent before it has been through both), not after a sleep.
+/// Waits until `cond` holds, looking again after each PING round trip on `session`: each is
+/// progress at both ends (not a sleep). A PING may overtake queued data, so one round trip is
+/// no barrier: hence the loop.
 async fn until(session: &Session, mut cond: impl FnMut() -> bool) {
     while !cond() {
         session.ping().await.expect("the session lives");

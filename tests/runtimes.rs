@@ -5,6 +5,7 @@
 mod common;
 
 use bytes::Bytes;
+use futures::StreamExt;
 
 use common::pattern;
 use wsmux::server::ServerConfig;
@@ -73,15 +74,23 @@ fn tokio_drives_a_session_through_the_generic_entry_points() {
 const ADD: wsmux::rpc::Unary<(u32, u32), u32> = wsmux::rpc::Unary::new("add");
 const SLOW: wsmux::rpc::Unary<u32, u32> = wsmux::rpc::Unary::new("slow");
 
-/// A router whose `slow` method waits for `release` before it answers.
-fn router(release: futures::channel::oneshot::Receiver<()>) -> wsmux::rpc::Router {
-    let release = std::sync::Arc::new(std::sync::Mutex::new(Some(release)));
+/// The test's hold on the `slow` method: it says when the call started, and waits for
+/// `release` before it answers.
+struct Hold {
+    started: futures::channel::mpsc::UnboundedSender<()>,
+    release: futures::channel::oneshot::Receiver<()>,
+}
+
+/// A router whose `slow` method waits for the test (see [`Hold`]).
+fn router(hold: Hold) -> wsmux::rpc::Router {
+    let hold = std::sync::Arc::new(std::sync::Mutex::new(Some(hold)));
     wsmux::rpc::Router::new().unary(ADD, |(a, b): (u32, u32), _| async move { Ok(a + b) }).unary(
         SLOW,
         move |n: u32, _| {
-            let release = release.lock().unwrap().take();
+            let hold = hold.lock().unwrap().take().expect("one slow call");
             async move {
-                release.expect("one slow call").await.unwrap();
+                hold.started.unbounded_send(()).unwrap();
+                hold.release.await.unwrap();
                 Ok(n + 1)
             }
         },
@@ -89,7 +98,11 @@ fn router(release: futures::channel::oneshot::Receiver<()>) -> wsmux::rpc::Route
 }
 
 /// Calls answered at once, and one that waits while others are answered, then the end.
-async fn calls_round(client: Session, release: futures::channel::oneshot::Sender<()>) {
+async fn calls_round(
+    client: Session,
+    mut started: futures::channel::mpsc::UnboundedReceiver<()>,
+    release: futures::channel::oneshot::Sender<()>,
+) {
     let client = wsmux::rpc::Client::new(client);
     for i in 0..100 {
         assert_eq!(client.unary(&ADD, &(i, 1)).await, Ok(i + 1));
@@ -99,6 +112,7 @@ async fn calls_round(client: Session, release: futures::channel::oneshot::Sender
         async move { client.unary(&SLOW, &41).await }
     };
     let others = async {
+        started.next().await.expect("the slow call started");
         for i in 0..10 {
             assert_eq!(client.unary(&ADD, &(i, i)).await, Ok(2 * i), "served while one waits");
         }
@@ -140,19 +154,20 @@ fn tokio_serves_a_connection(
     let test = async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (release_tx, release_rx) = futures::channel::oneshot::channel();
+        let (release_tx, release) = futures::channel::oneshot::channel();
+        let (started, started_rx) = futures::channel::mpsc::unbounded();
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
             let (session, driver) =
                 wsmux::server::accept(tcp.compat(), &ServerConfig::default()).await.unwrap();
-            serve(router(release_rx), session, driver).await
+            serve(router(Hold { started, release }), session, driver).await
         });
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let url = format!("ws://{addr}/mux");
         let (client, driver) =
             wsmux::client::connect_on(tcp.compat(), &url, Config::default()).await.unwrap();
         tokio::spawn(driver);
-        calls_round(client, release_tx).await;
+        calls_round(client, started_rx, release_tx).await;
         server.await.unwrap().expect("the connection ends cleanly");
     };
     rt.block_on(async {

@@ -317,6 +317,8 @@ impl Session {
 
     /// Opens a channel. `first`, if any, is queued as the first message and `fin` finishes the
     /// sending side after it, so route, metadata, message and FIN can leave as ONE frame.
+    /// `route` is a `&'static str` (kept as it is, never copied) or a `String`; a borrowed
+    /// route is passed as `route.to_owned()`.
     /// No round trip: data follows at once under the default window. Before the peer's
     /// SETTINGS arrive only one channel may be open ([`OpenError::TooManyChannels`]).
     pub fn open(
