@@ -136,7 +136,7 @@ impl Inner {
     /// together at the end: woken at once, they contend for this lock while the driver works
     /// (measured: 64-byte messages over 64 channels 20 % slower on async-std).
     pub(crate) fn release_lone_wake(&mut self) {
-        if self.to_wake.len() <= 1 {
+        if self.to_wake.len() == 1 {
             self.defer_wakes = false;
         }
     }
