@@ -12,13 +12,15 @@
 //! wakes the driver, never the handle): a request or reply then leaves without a hand-off to
 //! another task, which on a multi-threaded runtime is a wake of another thread. It does this
 //! at most once between two driver polls; later frames wait for the driver, which writes all
-//! that is ready under one flush. Either way there is one writer at a time, and frames leave
-//! in the order proto gives them.
+//! that is ready under one flush. A handle that finds the task busy leaves its frames to
+//! whoever holds it, who writes them as it lets go (the driver at the end of its poll): no
+//! wake, so no hop to another thread either. Either way there is one writer at a time, and
+//! frames leave in the order proto gives them.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -121,6 +123,10 @@ struct Cell<S> {
     /// The driver found the task busy: whoever holds it wakes the driver when done.
     wanted: AtomicBool,
     waker: AtomicWaker,
+    /// A handle queued frames while the task was busy: whoever holds it writes them once it
+    /// lets go (see [`Cell::write_pending`]), rather than waking the driver, which on a
+    /// multi-threaded runtime would often run on another thread.
+    write_wanted: AtomicBool,
 }
 
 impl<S> Cell<S> {
@@ -130,6 +136,35 @@ impl<S> Cell<S> {
             Ok(task) => Some(task),
             Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
             Err(TryLockError::WouldBlock) => None,
+        }
+    }
+}
+
+impl<S> Cell<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Writes the frames handles queued while the task was held by someone else, once it is
+    /// free (`write_wanted`). Everyone who lets go of the task calls this, so frames queued
+    /// by a handle that found the task busy are never left behind: either the handle sees
+    /// the task free here, or the holder sees the flag (both sides fence between their write
+    /// and their read). `by_driver`: the driver's own poll lets go, so the write does not
+    /// count as a handle's inline write.
+    fn write_pending(&self, driver: &Waker, by_driver: bool) {
+        loop {
+            fence(Ordering::SeqCst);
+            if !self.write_wanted.load(Ordering::Relaxed) {
+                return;
+            }
+            let mut release = Release { cell: self, driver: None };
+            // Busy: its holder comes here when it lets go.
+            let Some(mut task) = self.try_task() else { return };
+            if !self.write_wanted.swap(false, Ordering::SeqCst) {
+                return; // written by whoever held the task a moment ago
+            }
+            if !task.write_inline(&self.shared, driver, !by_driver) {
+                release.driver = Some(driver);
+            }
         }
     }
 }
@@ -153,7 +188,12 @@ where
             }
         };
         self.wanted.store(false, Ordering::SeqCst);
-        task.poll(&self.shared, cx)
+        let result = task.poll(&self.shared, cx);
+        drop(task);
+        if result.is_pending() {
+            self.write_pending(cx.waker(), true);
+        }
+        result
     }
 
     fn shared(&self) -> &Shared {
@@ -166,23 +206,31 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     fn write_now(&self, driver: Waker) {
-        // Whatever happens (a panic included), the driver hears what it must once the task is
-        // let go: `release` is dropped after `task`.
-        let mut release = Release { cell: self, driver: Some(driver.clone()) };
-        // Busy means the driver is polling right now: it will see the frames (the wake makes
-        // it go round again if it already looked).
-        let Some(mut task) = self.try_task() else { return };
-        if task.write_inline(&self.shared, &driver) {
-            release.driver = None; // nothing left for the driver to do
+        {
+            // Whatever happens (a panic included), the driver hears what it must once the task
+            // is let go: `release` is dropped after `task`.
+            let mut release = Release { cell: self, driver: Some(&driver) };
+            let Some(mut task) = self.try_task() else {
+                // Busy (the driver is polling, or another handle writes): the holder writes
+                // these frames when it lets go.
+                release.driver = None;
+                self.write_wanted.store(true, Ordering::SeqCst);
+                drop(release);
+                return self.write_pending(&driver, false); // unless it let go already
+            };
+            if task.write_inline(&self.shared, &driver, true) {
+                release.driver = None; // nothing left for the driver to do
+            }
         }
+        self.write_pending(&driver, false);
     }
 }
 
-/// Ends a handle's inline write: wakes the driver if it found the task busy meanwhile, or if
-/// the write left it something to do (or panicked).
+/// Ends an inline write: wakes the driver if it found the task busy meanwhile, or if the write
+/// left it something to do (or panicked). Dropped after the task's guard.
 struct Release<'a, S> {
     cell: &'a Cell<S>,
-    driver: Option<Waker>,
+    driver: Option<&'a Waker>,
 }
 
 impl<S> Drop for Release<'_, S> {
@@ -191,7 +239,7 @@ impl<S> Drop for Release<'_, S> {
             self.cell.waker.wake();
         }
         if let Some(driver) = self.driver.take() {
-            driver.wake();
+            driver.wake_by_ref();
         }
     }
 }
@@ -235,6 +283,7 @@ impl Driver {
             shared: shared.clone(),
             wanted: AtomicBool::new(false),
             waker: AtomicWaker::new(),
+            write_wanted: AtomicBool::new(false),
         });
         let writer: Weak<Cell<S>> = Arc::downgrade(&cell);
         shared.set_writer(writer);
@@ -417,11 +466,18 @@ where
     /// A handle's write while the driver is idle: what the driver's write step does, with the
     /// driver's waker. Returns whether the driver has nothing more to do for it; if not (the
     /// session is not running, a write failed, a timer moved), the caller wakes the driver.
-    fn write_inline(&mut self, shared: &Shared, waker: &Waker) -> bool {
-        if !matches!(self.phase, Phase::Running) || self.write_done || self.wrote_inline {
+    /// `by_handle`: a handle writes, at most once between two driver polls (see
+    /// `wrote_inline`); otherwise the driver writes, right after its poll.
+    fn write_inline(&mut self, shared: &Shared, waker: &Waker, by_handle: bool) -> bool {
+        if !matches!(self.phase, Phase::Running) || self.write_done {
             return false;
         }
-        self.wrote_inline = true;
+        if by_handle {
+            if self.wrote_inline {
+                return false;
+            }
+            self.wrote_inline = true;
+        }
         let mut cx = Context::from_waker(waker);
         let now = Instant::now();
         let (more, closed, timer_moved, wakes) = {
