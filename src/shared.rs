@@ -120,7 +120,7 @@ impl Inner {
 
     /// After a handle operation: deliver its events and, if it queued frames, have them
     /// written: by this handle right after the lock is released when the driver is idle, by
-    /// the driver otherwise.
+    /// whoever runs the driver's task otherwise (see [`WriteNow::write_now`]).
     pub(crate) fn after_command(&mut self) {
         self.dispatch_events();
         if self.proto.is_closed() {
@@ -229,9 +229,11 @@ pub(crate) fn park_in(list: &mut Vec<Waker>, waker: &Waker) {
 
 /// What a handle needs from the driver to write queued frames itself.
 pub(crate) trait WriteNow: Send + Sync {
-    /// Writes what proto has ready and flushes, as the driver would, if the driver is not
-    /// running right now; otherwise wakes it. `waker` is the driver's: whatever the WebSocket
-    /// must wait for wakes the driver, never the handle.
+    /// Writes what proto has ready and flushes, as the driver would, if nobody runs the
+    /// driver's task right now; otherwise leaves it to whoever does, who writes it as they let
+    /// go of the task (no wake). A handle writes at most once between two driver polls: past
+    /// that, it wakes the driver, which batches the rest. `waker` is the driver's: whatever
+    /// the WebSocket must wait for wakes the driver, never the handle.
     fn write_now(&self, waker: Waker);
 }
 
