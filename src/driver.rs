@@ -144,26 +144,27 @@ impl<S> Cell<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    /// Writes the frames handles queued while the task was held by someone else, once it is
-    /// free (`write_wanted`). Everyone who lets go of the task calls this, so frames queued
-    /// by a handle that found the task busy are never left behind: either the handle sees
-    /// the task free here, or the holder sees the flag (both sides fence between their write
-    /// and their read). `by_driver`: the driver's own poll lets go, so the write does not
-    /// count as a handle's inline write.
-    fn write_pending(&self, driver: &Waker, by_driver: bool) {
+    /// Writes the frames handles queued (`write_wanted`), unless someone holds the task: then
+    /// the holder writes them as it lets go, for everyone who lets go of the task comes here
+    /// (the driver at the end of its poll). So a handle's frames are never left behind: either
+    /// the handle finds the task free, or the holder sees the flag (both sides fence between
+    /// their write and their read). `by_handle`: as for [`Task::write_inline`].
+    fn write_pending(&self, driver: &Waker, by_handle: bool) {
         loop {
             fence(Ordering::SeqCst);
             if !self.write_wanted.load(Ordering::Relaxed) {
                 return;
             }
+            // Whatever happens (a panic included), the driver hears what it must once the task
+            // is let go: `release` is dropped after `task`.
             let mut release = Release { cell: self, driver: None };
-            // Busy: its holder comes here when it lets go.
             let Some(mut task) = self.try_task() else { return };
             if !self.write_wanted.swap(false, Ordering::SeqCst) {
                 return; // written by whoever held the task a moment ago
             }
-            if !task.write_inline(&self.shared, driver, !by_driver) {
-                release.driver = Some(driver);
+            release.driver = Some(driver);
+            if task.write_inline(&self.shared, driver, by_handle) {
+                release.driver = None; // nothing left for the driver to do
             }
         }
     }
@@ -191,7 +192,7 @@ where
         let result = task.poll(&self.shared, cx);
         drop(task);
         if result.is_pending() {
-            self.write_pending(cx.waker(), true);
+            self.write_pending(cx.waker(), false);
         }
         result
     }
@@ -206,23 +207,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     fn write_now(&self, driver: Waker) {
-        {
-            // Whatever happens (a panic included), the driver hears what it must once the task
-            // is let go: `release` is dropped after `task`.
-            let mut release = Release { cell: self, driver: Some(&driver) };
-            let Some(mut task) = self.try_task() else {
-                // Busy (the driver is polling, or another handle writes): the holder writes
-                // these frames when it lets go.
-                release.driver = None;
-                self.write_wanted.store(true, Ordering::SeqCst);
-                drop(release);
-                return self.write_pending(&driver, false); // unless it let go already
-            };
-            if task.write_inline(&self.shared, &driver, true) {
-                release.driver = None; // nothing left for the driver to do
-            }
-        }
-        self.write_pending(&driver, false);
+        self.write_wanted.store(true, Ordering::SeqCst);
+        self.write_pending(&driver, true);
     }
 }
 

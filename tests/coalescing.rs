@@ -1,6 +1,7 @@
 //! Write coalescing: the driver writes every ready frame and flushes once, not once per frame;
 //! a handle that sends while the driver is idle writes at once, at most once per driver poll,
-//! and never strands another handle's frames.
+//! and never strands another handle's frames; one that sends while the driver polls has its
+//! frames written by the driver as that poll ends.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use futures::executor::block_on;
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
+use futures::FutureExt;
 
 use common::{FlushHook, TestIo};
 use wsmux::server::ServerConfig;
@@ -21,7 +23,16 @@ use wsmux::{Config, OpenOptions, Session};
 /// A client and a server session whose drivers run in `pool` (one thread: nothing runs between
 /// our commands unless we run the pool), settled, with the client transport's flush counter
 /// and flush hook.
-fn settled_pair(pool: &mut LocalPool) -> (Session, Session, Arc<AtomicUsize>, FlushHook) {
+struct Pair {
+    client: Session,
+    server: Session,
+    flushes: Arc<AtomicUsize>,
+    hook: FlushHook,
+    /// Polls of the client's driver so far: the one under way, while it runs.
+    driver_polls: Arc<AtomicUsize>,
+}
+
+fn settled_pair(pool: &mut LocalPool) -> Pair {
     let spawner = pool.spawner();
     let flushes = Arc::new(AtomicUsize::new(0));
     let hook = FlushHook::default();
@@ -46,7 +57,14 @@ fn settled_pair(pool: &mut LocalPool) -> (Session, Session, Arc<AtomicUsize>, Fl
     });
     let (client, client_driver) = client;
     let (server, server_driver) = server;
-    spawner.spawn_local(async { client_driver.await.unwrap() }).unwrap();
+    let driver_polls = Arc::new(AtomicUsize::new(0));
+    let mut client_driver = client_driver;
+    let polls = driver_polls.clone();
+    let counted = futures::future::poll_fn(move |cx| {
+        polls.fetch_add(1, Ordering::SeqCst);
+        client_driver.poll_unpin(cx)
+    });
+    spawner.spawn_local(async { counted.await.unwrap() }).unwrap();
     spawner
         .spawn_local(async {
             let _ = server_driver.await;
@@ -56,13 +74,13 @@ fn settled_pair(pool: &mut LocalPool) -> (Session, Session, Arc<AtomicUsize>, Fl
     // 100 channels may be opened, the spec default.
     pool.run_until(client.ping()).unwrap();
     pool.run_until_stalled();
-    (client, server, flushes, hook)
+    Pair { client, server, flushes, hook, driver_polls }
 }
 
 #[test]
 fn frames_ready_together_leave_with_one_flush() {
     let mut pool = LocalPool::new();
-    let (client, server, flushes, _hook) = settled_pair(&mut pool);
+    let Pair { client, server, flushes, .. } = settled_pair(&mut pool);
     let before = flushes.load(Ordering::SeqCst);
 
     // 200 requests, each an OPEN with a message and FIN: 200 frames ready at once.
@@ -90,7 +108,7 @@ fn frames_ready_together_leave_with_one_flush() {
 #[test]
 fn a_message_sent_while_the_driver_is_idle_leaves_at_once_and_the_next_ones_are_batched() {
     let mut pool = LocalPool::new();
-    let (client, server, flushes, _hook) = settled_pair(&mut pool);
+    let Pair { client, server, flushes, .. } = settled_pair(&mut pool);
     let mut ch = client.try_open(OpenOptions::new("echo")).unwrap();
     // The OPEN was the handle's write since the driver's last poll; a round trip has the
     // driver poll again (as any frame from the peer does).
@@ -124,7 +142,7 @@ fn a_message_sent_while_the_driver_is_idle_leaves_at_once_and_the_next_ones_are_
 #[test]
 fn a_frame_queued_during_an_inline_flush_is_not_stranded() {
     let mut pool = LocalPool::new();
-    let (client, server, _flushes, hook) = settled_pair(&mut pool);
+    let Pair { client, server, hook, .. } = settled_pair(&mut pool);
     let mut a = client.try_open(OpenOptions::new("a")).unwrap();
     let b = client.try_open(OpenOptions::new("b")).unwrap();
     // A round trip: the OPENs are out and the driver polled again (inline writes re-armed).
@@ -158,4 +176,45 @@ fn a_frame_queued_during_an_inline_flush_is_not_stranded() {
     });
     let (from_a, from_b) = got.expect("B's message never left: the driver was not woken");
     assert_eq!((&from_a[..], &from_b[..]), (&b"from a"[..], &b"from b"[..]));
+}
+
+/// A handle queues a frame while the driver is in the middle of its poll (here: inside the
+/// driver's flush of a PONG, after it took its frames), so it finds the driver's task busy.
+/// The driver writes that frame as it lets go of the task, in the same poll: no wake, no second
+/// poll (on a multi-threaded runtime that second poll was often another thread's: 2 futex calls
+/// more per RPC call).
+#[test]
+fn a_frame_queued_while_the_driver_polls_leaves_in_that_same_poll() {
+    let mut pool = LocalPool::new();
+    let Pair { client, server, hook, driver_polls, .. } = settled_pair(&mut pool);
+    let a = client.try_open(OpenOptions::new("a")).unwrap();
+    pool.run_until(client.ping()).unwrap();
+    pool.run_until_stalled();
+
+    // In the driver's next flush: queue a message, and note the poll in which the flush after
+    // it (the message's) comes.
+    let queued_in = Arc::new(AtomicUsize::new(0));
+    let flushed_in = Arc::new(AtomicUsize::new(0));
+    let a = Arc::new(Mutex::new(a));
+    *hook.lock().unwrap() = Some(Box::new({
+        let (a, hook, polls) = (a.clone(), hook.clone(), driver_polls.clone());
+        let (queued_in, flushed_in) = (queued_in.clone(), flushed_in.clone());
+        move || {
+            queued_in.store(polls.load(Ordering::SeqCst), Ordering::SeqCst);
+            a.lock().unwrap().start_send(Bytes::from_static(b"late")).unwrap();
+            *hook.lock().unwrap() = Some(Box::new(move || {
+                flushed_in.store(polls.load(Ordering::SeqCst), Ordering::SeqCst);
+            }));
+        }
+    }));
+    // The server's PING has the client's driver answer PONG: a write and a flush of its own.
+    pool.run_until(server.ping()).unwrap();
+    let got = pool.run_until(async {
+        let mut a = server.accept().await.unwrap().accept();
+        a.recv().await.unwrap().unwrap()
+    });
+    assert_eq!(&got[..], b"late");
+    let queued = queued_in.load(Ordering::SeqCst);
+    assert_ne!(queued, 0, "the hook ran");
+    assert_eq!(flushed_in.load(Ordering::SeqCst), queued, "written in the poll that queued it");
 }

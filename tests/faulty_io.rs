@@ -7,15 +7,10 @@
 
 mod common;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::io::{AsyncRead, AsyncWrite};
 use futures::{SinkExt, StreamExt};
 
 use common::faulty::{duplex, FaultIo, Faults, Gate};
@@ -388,132 +383,5 @@ fn one_blocked_write_from_a_handle_still_meets_the_write_timeout() {
             other => panic!("expected the write timeout, got {other:?}"),
         }
         gate.open();
-    });
-}
-
-/// What [`Hooked`] runs once, when set.
-type Hook = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
-
-/// A transport that runs a hook inside its next flush (so inside the driver's poll, while the
-/// driver holds its task, after it took the frames it writes), and notes in which driver poll
-/// a write carries a marker.
-struct Hooked<S> {
-    inner: S,
-    hook: Hook,
-    /// The number of the driver poll under way (see `CountPolls`).
-    poll: Arc<AtomicUsize>,
-    marker: &'static [u8],
-    /// The poll in which a write carried `marker` (0: none yet). The pipe takes whole writes.
-    marker_written_in: Arc<AtomicUsize>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Hooked<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Hooked<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        // Noted before the bytes go, or the peer could see them before the note is made.
-        if buf.windows(self.marker.len()).any(|w| w == self.marker) {
-            self.marker_written_in.store(self.poll.load(Ordering::SeqCst), Ordering::SeqCst);
-        }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let hook = self.hook.lock().unwrap().take();
-        if let Some(hook) = hook {
-            hook();
-        }
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
-
-/// A driver that numbers its polls (from 1).
-struct CountPolls {
-    driver: wsmux::Driver,
-    poll: Arc<AtomicUsize>,
-}
-
-impl Future for CountPolls {
-    type Output = Result<(), Error>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.poll.fetch_add(1, Ordering::SeqCst);
-        Pin::new(&mut self.driver).poll(cx)
-    }
-}
-
-#[test]
-fn a_message_queued_while_the_driver_polls_leaves_in_that_same_poll() {
-    // A handle that queues a frame while the driver is in the middle of its poll (here: inside
-    // the driver's flush, after it took its frames) finds the driver's task busy. The driver writes the frame as
-    // it lets go of the task, in the same poll: no wake, no second poll (on a multi-threaded
-    // runtime that would be a hop to another thread, measured 2 futex calls per RPC call).
-    run(async {
-        let mut config = Config::default();
-        config.protocol.keepalive_interval = None;
-        let mut server_config = ServerConfig::default();
-        server_config.session = config.clone();
-        let (c, s) = duplex(64 * 1024);
-        let hook = Hook::default();
-        let poll = Arc::new(AtomicUsize::new(0));
-        let marker_written_in = Arc::new(AtomicUsize::new(0));
-        // The server's side: what it writes is not masked, so the marker shows in its bytes.
-        let marker: &'static [u8] = b"queued while the driver polls";
-        let s = Hooked {
-            inner: s,
-            hook: hook.clone(),
-            poll: poll.clone(),
-            marker,
-            marker_written_in: marker_written_in.clone(),
-        };
-        let (client, server) = futures::join!(
-            Box::pin(wsmux::client::connect_on(c, "ws://wsmux.test/mux", config)),
-            Box::pin(wsmux::server::accept(s, &server_config)),
-        );
-        let (client, client_driver) = client.unwrap();
-        let (server, server_driver) = server.unwrap();
-        let _client_driver = async_std::task::spawn(client_driver);
-        let _server_driver =
-            async_std::task::spawn(CountPolls { driver: server_driver, poll: poll.clone() });
-
-        // A channel both ways, settled: each end has had a message.
-        let mut ch = client.open("hooked").await.unwrap();
-        ch.send(Bytes::from_static(b"first")).await.unwrap();
-        let mut incoming = server.accept().await.unwrap().accept();
-        assert_eq!(incoming.recv().await.unwrap().as_deref(), Some(&b"first"[..]));
-        incoming.send(Bytes::from_static(b"second")).await.unwrap();
-        assert_eq!(ch.recv().await.unwrap().as_deref(), Some(&b"second"[..]));
-
-        // The server's next flush (by its driver, holding its task, after it took the frames it
-        // writes) queues a message.
-        let incoming = Arc::new(Mutex::new(incoming));
-        let queued_in = Arc::new(AtomicUsize::new(0));
-        *hook.lock().unwrap() = Some(Box::new({
-            let (incoming, poll, queued_in) = (incoming.clone(), poll.clone(), queued_in.clone());
-            move || {
-                queued_in.store(poll.load(Ordering::SeqCst), Ordering::SeqCst);
-                incoming.lock().unwrap().start_send(Bytes::from_static(marker)).unwrap();
-            }
-        }));
-        // Something for the server's driver to answer (PONG), so that it writes and flushes.
-        client.ping().await.unwrap();
-        assert_eq!(ch.recv().await.unwrap().as_deref(), Some(marker));
-
-        let queued = queued_in.load(Ordering::SeqCst);
-        assert!(queued > 0, "the hook ran inside a driver poll");
-        assert_eq!(marker_written_in.load(Ordering::SeqCst), queued, "written in the same poll");
     });
 }
