@@ -17,16 +17,21 @@ fn shutdown_lets_channels_in_flight_finish_then_closes_every_session() {
     run(async {
         let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await.unwrap();
         let addr = server.local_addr();
-        let clients = [client_of(&server).await, client_of(&server).await];
+        let mut clients = Vec::new();
         let mut in_flight = Vec::new();
         let mut served = Vec::new();
         // The application keeps its session handles: shutdown does not need them.
         let mut sessions = Vec::new();
-        for client in &clients {
+        for _ in 0..2 {
+            // One client at a time, its server side accepted before the next connects: each
+            // upgrade is served by a task of its own, so two clients' sessions may come out of
+            // `accept` in either order.
+            let client = client_of(&server).await;
             in_flight.push(client.open("upload").await.unwrap());
             let session = server.accept().await.unwrap();
             served.push(session.accept().await.unwrap().accept());
             sessions.push(session);
+            clients.push(client);
         }
 
         let shutdown = async_std::task::spawn(async move {
