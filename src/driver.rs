@@ -469,8 +469,8 @@ where
         let (more, closed, timer_moved, wakes) = {
             let mut inner = shared.lock();
             let more = self.take_frames(&mut inner, now);
-            // Parked before the write: a handle that queues frames meanwhile finds the waker,
-            // finds the task busy, and wakes the driver, which writes them.
+            // Parked before the write: a handle that queues frames meanwhile finds the waker
+            // and the task busy, and leaves its frames to us (see `Cell::write_pending`).
             park(&mut inner.driver, waker);
             inner.dispatch_events();
             // Whoever waits on what was taken (room to send, a flush) is woken once it is
