@@ -590,8 +590,49 @@ pub(crate) async fn rpc_raw<N: Net>(total: usize, in_flight: usize) -> Value {
     calls(times, start.elapsed())
 }
 
-/// wsmux RPC: `total` unary calls with a 64-byte payload, from `in_flight` concurrent callers.
-pub(crate) async fn rpc_wsmux<N: Net>(total: usize, in_flight: usize) -> Value {
+/// Blocks the 1-in-flight comparison alternates between raw and wsmux.
+const RPC_BLOCKS: usize = 20;
+
+/// The raw echo and the wsmux unary call at 1 in flight, measured side by side: both
+/// connections are set up first, then `total` calls of each run in alternating blocks (who goes
+/// first alternates too). On a shared 2-core machine the speed of a run drifts and depends on
+/// where the scheduler puts the threads; taking turns gives both systems the same conditions,
+/// so their ratio is steadier than that of two runs one after the other. Returns (raw, wsmux).
+pub(crate) async fn rpc_side_by_side<N: Net>(total: usize) -> (Value, Value) {
+    let (mut raw, server) = raw_pair::<N>().await;
+    N::spawn(raw_echo_server::<N>(server));
+    let client = rpc_wsmux_client::<N>().await;
+    let (msg, payload) = (block(SMALL), vec![7u8; SMALL]);
+    for _ in 0..WARMUP {
+        raw_send::<N>(&mut raw, msg.clone()).await;
+        raw_recv::<N>(&mut raw).await;
+        client.unary(&RPC_ECHO, &payload).await.expect("call");
+    }
+    let per_block = total.div_ceil(RPC_BLOCKS);
+    let mut times = [Vec::with_capacity(total), Vec::with_capacity(total)];
+    let mut elapsed = [Duration::ZERO; 2];
+    for block in 0..2 * RPC_BLOCKS {
+        // 0 = raw, 1 = wsmux: raw, wsmux, wsmux, raw, raw, wsmux, ...
+        let which = (block + block / 2) % 2;
+        let start = Instant::now();
+        for _ in 0..per_block {
+            let t = Instant::now();
+            if which == 0 {
+                raw_send::<N>(&mut raw, msg.clone()).await;
+                raw_recv::<N>(&mut raw).await;
+            } else {
+                client.unary(&RPC_ECHO, &payload).await.expect("call");
+            }
+            times[which].push(t.elapsed());
+        }
+        elapsed[which] += start.elapsed();
+    }
+    let [raw_times, wsmux_times] = times;
+    (calls(raw_times, elapsed[0]), calls(wsmux_times, elapsed[1]))
+}
+
+/// A wsmux RPC client whose server (an echo method) runs on its connection's task.
+async fn rpc_wsmux_client<N: Net>() -> wsmux::rpc::Client {
     let config = crate::systems::wsmux_config();
     let (client, (server, server_driver)) = wsmux_pair_unspawned::<N>(config).await;
     let router =
@@ -601,7 +642,12 @@ pub(crate) async fn rpc_wsmux<N: Net>(total: usize, in_flight: usize) -> Value {
     N::spawn(async move {
         let _ = connection.await;
     });
-    let client = wsmux::rpc::Client::new(client);
+    wsmux::rpc::Client::new(client)
+}
+
+/// wsmux RPC: `total` unary calls with a 64-byte payload, from `in_flight` concurrent callers.
+pub(crate) async fn rpc_wsmux<N: Net>(total: usize, in_flight: usize) -> Value {
+    let client = rpc_wsmux_client::<N>().await;
     let payload = vec![7u8; SMALL];
     for _ in 0..WARMUP {
         client.unary(&RPC_ECHO, &payload).await.expect("call");
