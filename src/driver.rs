@@ -20,9 +20,9 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite;
@@ -78,6 +78,10 @@ const BATCH: usize = 64;
 const BATCH_BYTES: usize = 16 * 1024;
 /// Messages read in one poll before the driver yields to other tasks.
 const READ_BUDGET: usize = 256;
+/// While a reader holds the lease (see [`Lease`]), the task's timer also fires at every
+/// multiple of this: the bound on how long the session waits for a reader that was woken and
+/// is not polled.
+const LEASE_TICK: Duration = Duration::from_millis(10);
 /// Payloads from this size on are sent as a separate WebSocket fragment instead of being
 /// copied next to their header. Below it, the copy is cheaper than a second WebSocket frame.
 const FRAGMENT_FROM: usize = 4 * 1024;
@@ -127,6 +131,70 @@ struct Cell<S> {
     /// lets go (see [`Cell::write_pending`]), rather than waking the driver, which on a
     /// multi-threaded runtime would often run on another thread.
     write_wanted: AtomicBool,
+    lease: Arc<Lease>,
+    /// Wakes through `lease`: the waker of a round a reader runs.
+    lease_waker: Waker,
+    /// The waker of that round's timer.
+    tick_waker: Waker,
+    /// [`crate::Config::caller_reads`].
+    caller_reads: bool,
+}
+
+/// The read lease: a task that waits to receive, finding the driver's task free, runs a round
+/// of it itself (see [`Cell::read_now`]), with this as the waker of everything that round
+/// waits on (the socket, the WebSocket). Readiness then wakes that reader, which reads in its
+/// own poll: the answer to a call reaches its caller with no hand-off from the driver's task.
+/// Where the runtime's reactor runs on the waiting thread (async-io's `block_on`: async-std,
+/// smol), that is no thread hop at all. See [`crate::Config::caller_reads`].
+///
+/// The holder must not hold up the session: its round also arms the timer for the next
+/// multiple of [`LEASE_TICK`], which wakes the driver (see [`Tick`]), and each driver poll
+/// takes the socket back. So a holder that is woken but not polled (say, the losing branch of
+/// a `select` kept aside) delays the other channels by that much at most. With no holder,
+/// this wakes the driver.
+struct Lease {
+    /// The holder's token (its channel's id + 1); 0 when nobody holds the lease.
+    holder: AtomicU64,
+    reader: Mutex<Option<Waker>>,
+    /// The driver's own waker, from its latest poll.
+    driver: Mutex<Option<Waker>>,
+}
+
+impl Lease {
+    fn park(slot: &Mutex<Option<Waker>>, waker: &Waker) {
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        crate::shared::park(&mut slot, waker);
+    }
+
+    fn wake_slot(slot: &Mutex<Option<Waker>>) {
+        let waker = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Wake for Lease {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        match self.holder.load(Ordering::SeqCst) {
+            0 => Lease::wake_slot(&self.driver),
+            _ => Lease::wake_slot(&self.reader),
+        }
+    }
+}
+
+/// What the timer of a holder's round wakes: the driver, which takes the socket back (the
+/// holder takes it again at its next wait).
+struct Tick(Arc<Lease>);
+
+impl Wake for Tick {
+    fn wake(self: Arc<Self>) {
+        Lease::wake_slot(&self.0.driver);
+    }
 }
 
 impl<S> Cell<S> {
@@ -189,6 +257,12 @@ where
             }
         };
         self.wanted.store(false, Ordering::SeqCst);
+        // The driver takes the socket back: what still names the lease wakes the driver, until
+        // a reader's round takes it again.
+        if self.caller_reads {
+            self.lease.holder.store(0, Ordering::SeqCst);
+            Lease::park(&self.lease.driver, cx.waker());
+        }
         let result = task.poll(&self.shared, cx);
         drop(task);
         if result.is_pending() {
@@ -208,7 +282,48 @@ where
 {
     fn write_now(&self, driver: Waker) {
         self.write_wanted.store(true, Ordering::SeqCst);
-        self.write_pending(&driver, true);
+        // What the write waits for wakes the lease's holder if there is one, else the driver.
+        let waker = if self.caller_reads { &self.lease_waker } else { &driver };
+        self.write_pending(waker, true);
+    }
+
+    fn read_now(&self, token: u64, reader: &Waker) -> bool {
+        let lease = &self.lease;
+        let holder = lease.holder.load(Ordering::SeqCst);
+        if holder != 0 && holder != token {
+            return false; // another reader reads for everyone
+        }
+        // Dropped after the task: wakes the driver if it found the task busy meanwhile.
+        let mut release = Release { cell: self, driver: None };
+        let Some(mut task) = self.try_task() else { return false };
+        // A session that ended closes in the driver's own poll.
+        let running = matches!(task.phase, Phase::Running);
+        if !running
+            || lease
+                .holder
+                .compare_exchange(holder, token, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            return false;
+        }
+        Lease::park(&lease.reader, reader);
+        let mut cx = Context::from_waker(&self.lease_waker);
+        task.tick_waker = Some(self.tick_waker.clone());
+        let result = task.poll(&self.shared, &mut cx);
+        task.tick_waker = None;
+        if result.is_ready() {
+            // The session is over: the driver's future resolves in its own poll.
+            release.driver = Some(&self.lease_waker);
+            lease.holder.store(0, Ordering::SeqCst);
+        }
+        drop(task);
+        drop(release);
+        self.write_pending(&self.lease_waker, false);
+        true
+    }
+
+    fn end_lease(&self, token: u64) {
+        let _ = self.lease.holder.compare_exchange(token, 0, Ordering::SeqCst, Ordering::SeqCst);
     }
 }
 
@@ -239,7 +354,7 @@ impl Driver {
     pub(crate) fn new<S>(
         ws: WebSocketStream<S>,
         shared: Shared,
-        close_timeout: Duration,
+        config: &crate::Config,
         write_timeout: Option<(Duration, Arc<Clock>)>,
     ) -> Self
     where
@@ -258,18 +373,28 @@ impl Driver {
             read_done: false,
             write_done: false,
             final_writes: None,
-            close_timeout,
+            close_timeout: config.close_timeout,
             wrote_inline: false,
             write_timeout,
             blocked_since: None,
             write_timer: None,
+            tick_waker: None,
         };
+        let lease = Arc::new(Lease {
+            holder: AtomicU64::new(0),
+            reader: Mutex::new(None),
+            driver: Mutex::new(None),
+        });
         let cell = Arc::new(Cell {
             task: Mutex::new(task),
             shared: shared.clone(),
             wanted: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             write_wanted: AtomicBool::new(false),
+            lease_waker: Waker::from(lease.clone()),
+            tick_waker: Waker::from(Arc::new(Tick(lease.clone()))),
+            lease,
+            caller_reads: config.caller_reads,
         });
         let writer: Weak<Cell<S>> = Arc::downgrade(&cell);
         shared.set_writer(writer);
@@ -320,6 +445,8 @@ struct Task<S> {
     blocked_since: Option<Instant>,
     /// Armed for the write timeout while writes are blocked.
     write_timer: Option<(Instant, Delay)>,
+    /// In a round run by a reader holding the lease, the waker of the timer (see [`Lease`]).
+    tick_waker: Option<Waker>,
 }
 
 impl<S> Task<S>
@@ -346,12 +473,14 @@ where
                     let mut inner = shared.lock();
                     inner.driver_gone = true;
                     inner.wake_all();
-                    return Poll::Ready(match inner.proto.error() {
+                }
+                // Also when a reader's round ended the session: the driver's poll comes next.
+                Phase::Done => {
+                    return Poll::Ready(match shared.lock().proto.error() {
                         None => Ok(()),
                         Some(e) => Err(Error::Session(e.clone())),
-                    });
+                    })
                 }
-                Phase::Done => return Poll::Ready(Ok(())),
             }
         }
     }
@@ -693,9 +822,18 @@ where
     }
 
     /// Arms the timer for proto's next deadline. Returns whether that deadline already passed.
-    fn poll_timer(&mut self, cx: &mut Context<'_>, now: Instant, at: Option<Instant>) -> bool {
-        self.deadline = at;
-        match at {
+    fn poll_timer(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) -> bool {
+        self.deadline = deadline;
+        if let Some(tick) = &self.tick_waker {
+            let at = deadline.map_or(next_tick(now), |at| at.min(next_tick(now)));
+            return poll_at(&mut self.timer, at, now, &mut Context::from_waker(tick));
+        }
+        match deadline {
             Some(at) => poll_at(&mut self.timer, at, now, cx),
             None => {
                 self.timer = None;
@@ -755,6 +893,18 @@ fn lock_in_poll<'a>(shared: &'a Shared, cx: &Context<'_>) -> crate::shared::Guar
     park(&mut inner.driver, cx.waker());
     inner.defer_wakes = true;
     inner
+}
+
+/// The first multiple of [`LEASE_TICK`] after `now`, counted from a fixed instant: rounds
+/// that run within one tick arm the timer once.
+fn next_tick(now: Instant) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(|| now);
+    let tick = LEASE_TICK.as_nanos();
+    let next = (now.saturating_duration_since(epoch).as_nanos() / tick + 1) * tick;
+    let next = Duration::from_nanos(u64::try_from(next).unwrap_or(u64::MAX));
+    // Past 584 years of uptime, a tick one period from now.
+    epoch.checked_add(next).filter(|&t| t > now).unwrap_or(now + LEASE_TICK)
 }
 
 /// Whether `at` has passed (as of `now`); if not, polls the timer in `slot` for it, arming a

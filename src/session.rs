@@ -117,10 +117,10 @@ impl Session {
         // A seed the peer cannot know for the channel table (see `proto::Config::hash_seed`).
         protocol.hash_seed = std::hash::BuildHasher::hash_one(&RandomState::new(), Instant::now());
         let proto = Proto::new(side, protocol, Instant::now());
-        let shared = Shared::new(proto);
+        let shared = Shared::new(proto, config.caller_reads);
         shared.add_session_handle();
         let write_timeout = config.write_timeout.zip(clock);
-        let driver = Driver::new(ws, shared.clone(), config.close_timeout, write_timeout);
+        let driver = Driver::new(ws, shared.clone(), &config, write_timeout);
         (Session { shared }, driver)
     }
 

@@ -91,6 +91,16 @@ impl Inner {
         park(slot, waker);
     }
 
+    /// Takes back the reader of channel `id` parked earlier, if any.
+    pub(crate) fn unpark_reader(&mut self, id: ChannelId) {
+        if let Some(wakers) = self.channels.get_mut(&id) {
+            wakers.read = None;
+            if wakers.write.is_none() && wakers.stopped.is_none() {
+                self.channels.remove(&id);
+            }
+        }
+    }
+
     /// Wakes the reader (`read`), or the writer and whoever watches the sending direction.
     fn wake_channel(&mut self, id: ChannelId, read: bool) {
         let Some(wakers) = self.channels.get_mut(&id) else { return };
@@ -235,6 +245,15 @@ pub(crate) trait WriteNow: Send + Sync {
     /// that, it wakes the driver, which batches the rest. `waker` is the driver's: whatever
     /// the WebSocket must wait for wakes the driver, never the handle.
     fn write_now(&self, waker: Waker);
+
+    /// Runs one round of the driver's task for a reader that found nothing to read, with a
+    /// waker that wakes that reader (see the driver's `Lease`), if nobody runs the task and no
+    /// other reader holds the lease. `token` names the reader's channel. Returns whether it
+    /// ran the round.
+    fn read_now(&self, token: u64, reader: &Waker) -> bool;
+
+    /// The reader of `token` no longer waits: the driver's waker takes its place.
+    fn end_lease(&self, token: u64);
 }
 
 struct State {
@@ -242,6 +261,8 @@ struct State {
     /// Live `Session` handles; when the last one goes the session closes gracefully. Kept
     /// out of the lock: a handle is cloned per RPC call.
     session_handles: AtomicUsize,
+    /// [`crate::Config::caller_reads`].
+    caller_reads: bool,
     writer: OnceLock<Weak<dyn WriteNow>>,
     /// What a server learned of its peer during the upgrade; set once, before the session is
     /// handed out.
@@ -259,7 +280,7 @@ impl std::fmt::Debug for State {
 pub(crate) struct Shared(Arc<State>);
 
 impl Shared {
-    pub(crate) fn new(proto: Proto) -> Self {
+    pub(crate) fn new(proto: Proto, caller_reads: bool) -> Self {
         let seed = proto.config().hash_seed;
         let inner = Mutex::new(Inner {
             proto,
@@ -277,6 +298,7 @@ impl Shared {
         Shared(Arc::new(State {
             inner,
             session_handles: AtomicUsize::new(0),
+            caller_reads,
             writer: OnceLock::new(),
             peer: OnceLock::new(),
         }))
@@ -313,6 +335,23 @@ impl Shared {
     /// Lets handles write through the driver (see [`WriteNow`]); set once, by the driver.
     pub(crate) fn set_writer(&self, writer: Weak<dyn WriteNow>) {
         let _ = self.0.writer.set(writer);
+    }
+
+    /// See [`WriteNow::read_now`]; false when the driver is gone.
+    pub(crate) fn read_now(&self, token: u64, reader: &Waker) -> bool {
+        self.0.writer.get().and_then(Weak::upgrade).is_some_and(|w| w.read_now(token, reader))
+    }
+
+    /// [`crate::Config::caller_reads`].
+    pub(crate) fn caller_reads(&self) -> bool {
+        self.0.caller_reads
+    }
+
+    /// See [`WriteNow::end_lease`].
+    pub(crate) fn end_lease(&self, token: u64) {
+        if let Some(writer) = self.0.writer.get().and_then(Weak::upgrade) {
+            writer.end_lease(token);
+        }
     }
 
     /// Records what the upgrade told about the peer (once; later calls are ignored).

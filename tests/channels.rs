@@ -112,6 +112,33 @@ fn stalled_reader_does_not_block_other_channels() {
     });
 }
 
+/// A task waiting on a channel reads the socket for the whole session while it waits (the read
+/// lease, `Config::caller_reads`). Woken and then never polled again while alive (the losing
+/// branch of a `select`, kept aside), it must not stall the other channels: the driver takes
+/// the socket back.
+#[test]
+fn a_waiting_reader_never_polled_again_does_not_stall_the_other_channels() {
+    run(async {
+        let (client, server) = pair().await;
+        assert!(wsmux::Config::default().caller_reads, "the lease is on with async-std");
+        serve_reference(server);
+        // Nothing ever arrives on this one.
+        let mut idle = client.open("discard").await.unwrap();
+        let mut kept_aside = Box::pin(idle.recv());
+        for round in 0..20u8 {
+            // Polled once: nothing to read, so it waits, holding the socket. What arrives next
+            // wakes this task, which polls the echo below and never this future.
+            assert!(futures::poll!(kept_aside.as_mut()).is_pending());
+            let mut ch = client.open("echo").await.unwrap();
+            ch.send(Bytes::from(vec![round; 10])).await.unwrap();
+            assert_eq!(ch.recv().await.unwrap().as_deref(), Some(&[round; 10][..]));
+        }
+        drop(kept_aside);
+        idle.finish().await.unwrap();
+        assert_eq!(idle.recv().await.unwrap(), None);
+    });
+}
+
 #[test]
 fn both_sides_open_channels_at_the_same_time() {
     run(async {

@@ -136,7 +136,7 @@ pub(crate) async fn bulk_yamux<N: Net>(size: usize, total: usize, channels: usiz
 
 /// wsmux bulk: `channels` channels share `total` bytes.
 pub(crate) async fn bulk_wsmux<N: Net>(size: usize, total: usize, channels: usize) -> Value {
-    let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config()).await;
+    let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config::<N>()).await;
     let (done_tx, mut done_rx) = mpsc::unbounded();
     N::spawn(async move {
         for _ in 0..channels {
@@ -261,7 +261,7 @@ async fn yamux_echo(mut stream: yamux::Stream) {
 }
 
 pub(crate) async fn echo_wsmux<N: Net>(samples: usize) -> Value {
-    let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config()).await;
+    let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config::<N>()).await;
     N::spawn(serve_wsmux::<N>(server));
     let mut ch = client.open("echo").await.expect("open");
     let msg = block(SMALL);
@@ -334,7 +334,7 @@ where
 const HOL_BLOCK: usize = 16 * 1024;
 
 pub(crate) async fn hol_wsmux<N: Net>(duration: Duration) -> Value {
-    let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config()).await;
+    let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config::<N>()).await;
     N::spawn(serve_wsmux::<N>(server));
     let bulk_client = client.clone();
     let bulk = move |stop: Arc<AtomicBool>, sent: Arc<AtomicU64>| {
@@ -451,7 +451,7 @@ pub(crate) async fn hol_raw_two_connections<N: Net>(duration: Duration) -> Value
 // ----- open + first echo -----
 
 pub(crate) async fn open_wsmux<N: Net>(samples: usize) -> Value {
-    let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config()).await;
+    let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config::<N>()).await;
     N::spawn(serve_wsmux::<N>(server));
     let msg = block(SMALL);
     let mut times = Vec::with_capacity(samples);
@@ -633,7 +633,7 @@ pub(crate) async fn rpc_side_by_side<N: Net>(total: usize) -> (Value, Value) {
 
 /// A wsmux RPC client whose server (an echo method) runs on its connection's task.
 async fn rpc_wsmux_client<N: Net>() -> wsmux::rpc::Client {
-    let config = crate::systems::wsmux_config();
+    let config = crate::systems::wsmux_config::<N>();
     let (client, (server, server_driver)) = wsmux_pair_unspawned::<N>(config).await;
     let router =
         wsmux::rpc::Router::new().unary(RPC_ECHO, |payload: Vec<u8>, _| async move { Ok(payload) });

@@ -11,6 +11,9 @@ pub(crate) trait Net: Send + Sync + 'static {
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     type Listener: Send + Sync + 'static;
     const NAME: &'static str;
+    /// `wsmux::Config::caller_reads` as its default is when this is the runtime the features
+    /// select (the bench is built with both).
+    const CALLER_READS: bool;
     fn block_on<F: Future>(f: F) -> F::Output;
     fn spawn<F: Future<Output = ()> + Send + 'static>(f: F);
     fn bind() -> impl Future<Output = Self::Listener> + Send;
@@ -25,6 +28,7 @@ impl Net for AsyncStd {
     type Stream = async_std::net::TcpStream;
     type Listener = async_std::net::TcpListener;
     const NAME: &'static str = "async-std";
+    const CALLER_READS: bool = true;
 
     fn block_on<F: Future>(f: F) -> F::Output {
         async_std::task::block_on(f)
@@ -76,6 +80,7 @@ impl Net for Tokio {
     type Stream = tokio_util::compat::Compat<tokio::net::TcpStream>;
     type Listener = tokio::net::TcpListener;
     const NAME: &'static str = "tokio";
+    const CALLER_READS: bool = false;
 
     fn block_on<F: Future>(f: F) -> F::Output {
         tokio_runtime().block_on(f)

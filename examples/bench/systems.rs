@@ -47,10 +47,14 @@ pub(crate) async fn raw_pair<N: Net>() -> (Ws<N>, Ws<N>) {
 }
 
 /// The wsmux configuration of the bench: the defaults, with overrides from the environment
-/// for tuning experiments (WSMUX_FRAME, WSMUX_WINDOW, WSMUX_READBUF, in bytes).
-pub(crate) fn wsmux_config() -> wsmux::Config {
+/// for tuning experiments (WSMUX_FRAME, WSMUX_WINDOW, WSMUX_READBUF, in bytes; WSMUX_CALLER_READS, 0 or 1).
+pub(crate) fn wsmux_config<N: Net>() -> wsmux::Config {
     let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
     let mut config = wsmux::Config::default();
+    config.caller_reads = N::CALLER_READS;
+    if let Some(n) = env("WSMUX_CALLER_READS") {
+        config.caller_reads = n != 0;
+    }
     if let Some(n) = env("WSMUX_FRAME") {
         config.protocol.max_frame_payload = n as u32;
     }
