@@ -165,7 +165,11 @@ impl Channel {
         inner.after_command();
         drop(inner);
         if result.is_ready() {
-            self.end_lease();
+            // It read what it waited for: the socket's waker is the lease's, in place.
+            self.end_lease(false);
+        } else if read_socket {
+            // It waits without reading (the session has more channels now): the driver reads.
+            self.end_lease(true);
         }
         result
     }
@@ -175,10 +179,11 @@ impl Channel {
         u64::from(self.id.0) + 1
     }
 
-    /// Hands the socket back to the driver if this channel's reader held it.
-    fn end_lease(&mut self) {
+    /// Hands the socket back to the driver if this channel's reader held it; `wake_driver`, as
+    /// for `WriteNow::end_lease`.
+    fn end_lease(&mut self, wake_driver: bool) {
         if std::mem::take(&mut self.leasing) {
-            self.shared.end_lease(self.lease_token());
+            self.shared.end_lease(self.lease_token(), wake_driver);
         }
     }
 
@@ -347,7 +352,7 @@ impl Partial {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        self.end_lease();
+        self.end_lease(true);
         if self.released {
             return;
         }

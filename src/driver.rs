@@ -311,10 +311,10 @@ where
         task.tick_waker = Some(self.tick_waker.clone());
         let result = task.poll(&self.shared, &mut cx);
         task.tick_waker = None;
-        if result.is_ready() {
-            // The session is over: the driver's future resolves in its own poll.
-            release.driver = Some(&self.lease_waker);
+        if result.is_ready() || !matches!(task.phase, Phase::Running) {
+            // The session ended: its close, and the driver's future, are the driver's.
             lease.holder.store(0, Ordering::SeqCst);
+            release.driver = Some(&self.lease_waker);
         }
         drop(task);
         drop(release);
@@ -322,8 +322,12 @@ where
         true
     }
 
-    fn end_lease(&self, token: u64) {
-        let _ = self.lease.holder.compare_exchange(token, 0, Ordering::SeqCst, Ordering::SeqCst);
+    fn end_lease(&self, token: u64, wake_driver: bool) {
+        let lease = &self.lease;
+        let ended = lease.holder.compare_exchange(token, 0, Ordering::SeqCst, Ordering::SeqCst);
+        if ended.is_ok() && wake_driver {
+            Lease::wake_slot(&lease.driver);
+        }
     }
 }
 

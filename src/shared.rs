@@ -252,8 +252,10 @@ pub(crate) trait WriteNow: Send + Sync {
     /// ran the round.
     fn read_now(&self, token: u64, reader: &Waker) -> bool;
 
-    /// The reader of `token` no longer waits: the driver's waker takes its place.
-    fn end_lease(&self, token: u64);
+    /// The reader of `token` no longer waits: what the lease's waker wakes from now on is the
+    /// driver. `wake_driver`: and wake it now, for the reader may have been woken for the
+    /// socket and leaves it unread (it was dropped, or will not read it).
+    fn end_lease(&self, token: u64, wake_driver: bool);
 }
 
 struct State {
@@ -348,9 +350,9 @@ impl Shared {
     }
 
     /// See [`WriteNow::end_lease`].
-    pub(crate) fn end_lease(&self, token: u64) {
+    pub(crate) fn end_lease(&self, token: u64, wake_driver: bool) {
         if let Some(writer) = self.0.writer.get().and_then(Weak::upgrade) {
-            writer.end_lease(token);
+            writer.end_lease(token, wake_driver);
         }
     }
 
