@@ -78,9 +78,9 @@ const BATCH: usize = 64;
 const BATCH_BYTES: usize = 16 * 1024;
 /// Messages read in one poll before the driver yields to other tasks.
 const READ_BUDGET: usize = 256;
-/// While a reader holds the lease (see [`Lease`]), the task's timer also fires at every
-/// multiple of this: the bound on how long the session waits for a reader that was woken and
-/// is not polled.
+/// A round run by a reader holding the lease (see [`Lease`]) has the task's timer fire within
+/// this: the bound on how long the session waits for a reader that was woken and is not
+/// polled.
 const LEASE_TICK: Duration = Duration::from_millis(10);
 /// Payloads from this size on are sent as a separate WebSocket fragment instead of being
 /// copied next to their header. Below it, the copy is cheaper than a second WebSocket frame.
@@ -147,14 +147,17 @@ struct Cell<S> {
 /// Where the runtime's reactor runs on the waiting thread (async-io's `block_on`: async-std,
 /// smol), that is no thread hop at all. See [`crate::Config::caller_reads`].
 ///
-/// The holder must not hold up the session: its round also arms the timer for the next
-/// multiple of [`LEASE_TICK`], which wakes the driver (see [`Tick`]), and each driver poll
+/// The holder must not hold up the session: its round also arms the timer to fire within
+/// [`LEASE_TICK`], which wakes the driver (see [`Tick`]), and each driver poll
 /// takes the socket back. So a holder that is woken but not polled (say, the losing branch of
 /// a `select` kept aside) delays the other channels by that much at most. With no holder,
 /// this wakes the driver.
 struct Lease {
     /// The holder's token (its channel's id + 1); 0 when nobody holds the lease.
     holder: AtomicU64,
+    /// The socket's reader waker is this, from a holder's round, and has not fired since: the
+    /// next holder's round need not read to be woken (see [`Task::arm_for_lease`]).
+    armed: AtomicBool,
     reader: Mutex<Option<Waker>>,
     /// The driver's own waker, from its latest poll.
     driver: Mutex<Option<Waker>>,
@@ -180,6 +183,7 @@ impl Wake for Lease {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
+        self.armed.store(false, Ordering::SeqCst);
         match self.holder.load(Ordering::SeqCst) {
             0 => Lease::wake_slot(&self.driver),
             _ => Lease::wake_slot(&self.reader),
@@ -261,6 +265,7 @@ where
         // a reader's round takes it again.
         if self.caller_reads {
             self.lease.holder.store(0, Ordering::SeqCst);
+            self.lease.armed.store(false, Ordering::SeqCst);
             Lease::park(&self.lease.driver, cx.waker());
         }
         let result = task.poll(&self.shared, cx);
@@ -309,7 +314,13 @@ where
         Lease::park(&lease.reader, reader);
         let mut cx = Context::from_waker(&self.lease_waker);
         task.tick_waker = Some(self.tick_waker.clone());
-        let result = task.poll(&self.shared, &mut cx);
+        // Set before the round reads: a wake meanwhile clears it, and the round's reading ends
+        // with the socket waiting for more, this waker in place.
+        let armed = lease.armed.swap(true, Ordering::SeqCst);
+        let result = match task.arm_for_lease(&self.shared, &mut cx, armed) {
+            true => Poll::Pending,
+            false => task.poll(&self.shared, &mut cx),
+        };
         task.tick_waker = None;
         if result.is_ready() || !matches!(task.phase, Phase::Running) {
             // The session ended: its close, and the driver's future, are the driver's.
@@ -383,9 +394,11 @@ impl Driver {
             blocked_since: None,
             write_timer: None,
             tick_waker: None,
+            tick: None,
         };
         let lease = Arc::new(Lease {
             holder: AtomicU64::new(0),
+            armed: AtomicBool::new(false),
             reader: Mutex::new(None),
             driver: Mutex::new(None),
         });
@@ -451,6 +464,8 @@ struct Task<S> {
     write_timer: Option<(Instant, Delay)>,
     /// In a round run by a reader holding the lease, the waker of the timer (see [`Lease`]).
     tick_waker: Option<Waker>,
+    /// When the timer of a holder's round fires at the latest.
+    tick: Option<Instant>,
 }
 
 impl<S> Task<S>
@@ -580,6 +595,31 @@ where
             }
             return Poll::Pending;
         }
+    }
+
+    /// The start of a reader's round when, most often, nothing has arrived yet (it just sent a
+    /// request, say): reads the socket (unless `armed`: nothing came since a holder's round
+    /// last found it empty), and if it brought nothing and no timer is due, arms the timer and
+    /// returns true: the socket and the timer now wake the lease's holder and the driver (see
+    /// [`Lease`]), and the rest of a round would find nothing to do. Returns false if the
+    /// whole round is needed.
+    fn arm_for_lease(&mut self, shared: &Shared, cx: &mut Context<'_>, armed: bool) -> bool {
+        if !matches!(self.phase, Phase::Running) || !self.inbox.is_empty() || self.read_done {
+            return false;
+        }
+        if !armed {
+            // One message at most: if one came, the round reads on (and finds the socket empty
+            // once, not twice).
+            let mut budget = 1;
+            self.read_socket(cx, &mut budget);
+            if !self.inbox.is_empty() || self.read_end.is_some() {
+                return false;
+            }
+        }
+        let now = Instant::now();
+        // Proto's deadline may have moved since the last round (a handle's command).
+        let deadline = shared.lock().proto.poll_timeout();
+        !self.poll_timer(cx, now, deadline)
     }
 
     /// A handle's write while the driver is idle: what the driver's write step does, with the
@@ -834,7 +874,12 @@ where
     ) -> bool {
         self.deadline = deadline;
         if let Some(tick) = &self.tick_waker {
-            let at = deadline.map_or(next_tick(now), |at| at.min(next_tick(now)));
+            // Moved on only once passed: rounds within one tick arm the timer once.
+            let next = match self.tick {
+                Some(at) if at > now => at,
+                _ => *self.tick.insert(now + LEASE_TICK),
+            };
+            let at = deadline.map_or(next, |at| at.min(next));
             return poll_at(&mut self.timer, at, now, &mut Context::from_waker(tick));
         }
         match deadline {
@@ -897,18 +942,6 @@ fn lock_in_poll<'a>(shared: &'a Shared, cx: &Context<'_>) -> crate::shared::Guar
     park(&mut inner.driver, cx.waker());
     inner.defer_wakes = true;
     inner
-}
-
-/// The first multiple of [`LEASE_TICK`] after `now`, counted from a fixed instant: rounds
-/// that run within one tick arm the timer once.
-fn next_tick(now: Instant) -> Instant {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let epoch = *EPOCH.get_or_init(|| now);
-    let tick = LEASE_TICK.as_nanos();
-    let next = (now.saturating_duration_since(epoch).as_nanos() / tick + 1) * tick;
-    let next = Duration::from_nanos(u64::try_from(next).unwrap_or(u64::MAX));
-    // Past 584 years of uptime, a tick one period from now.
-    epoch.checked_add(next).filter(|&t| t > now).unwrap_or(now + LEASE_TICK)
 }
 
 /// Whether `at` has passed (as of `now`); if not, polls the timer in `slot` for it, arming a
