@@ -7,7 +7,7 @@
 //! The lock is never held across an `.await` or while touching the WebSocket.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Waker;
 
@@ -263,8 +263,9 @@ struct State {
     /// Live `Session` handles; when the last one goes the session closes gracefully. Kept
     /// out of the lock: a handle is cloned per RPC call.
     session_handles: AtomicUsize,
-    /// [`crate::Config::caller_reads`].
-    caller_reads: bool,
+    /// [`crate::Config::caller_reads`], unless turned off since (see
+    /// [`Shared::stop_caller_reads`]).
+    caller_reads: AtomicBool,
     writer: OnceLock<Weak<dyn WriteNow>>,
     /// What a server learned of its peer during the upgrade; set once, before the session is
     /// handed out.
@@ -300,7 +301,7 @@ impl Shared {
         Shared(Arc::new(State {
             inner,
             session_handles: AtomicUsize::new(0),
-            caller_reads,
+            caller_reads: AtomicBool::new(caller_reads),
             writer: OnceLock::new(),
             peer: OnceLock::new(),
         }))
@@ -346,7 +347,14 @@ impl Shared {
 
     /// [`crate::Config::caller_reads`].
     pub(crate) fn caller_reads(&self) -> bool {
-        self.0.caller_reads
+        self.0.caller_reads.load(Ordering::Relaxed)
+    }
+
+    /// Only the driver reads the socket from now on: for a task that learns of new channels
+    /// by looking after each driver poll, without a waker (`Router::serve_connection`). A
+    /// reader's round would accept them with nobody to tell.
+    pub(crate) fn stop_caller_reads(&self) {
+        self.0.caller_reads.store(false, Ordering::Relaxed);
     }
 
     /// See [`WriteNow::end_lease`].

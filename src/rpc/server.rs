@@ -492,7 +492,8 @@ impl<C: Send + Sync + 'static> Router<C> {
     /// The price: a handler runs on the connection's task until its first wait, so one that
     /// computes at length before awaiting anything holds up the whole connection meanwhile
     /// (with [`Router::serve`], only the calls after it): have such a handler move the work to
-    /// a task of its own.
+    /// a task of its own. Only the driver reads the socket of such a session:
+    /// [`Config::caller_reads`](crate::Config::caller_reads) is turned off for it.
     ///
     /// # Panics
     ///
@@ -517,6 +518,9 @@ impl<C: Send + Sync + 'static> Router<C> {
         S: Fn(BoxFuture<'static, ()>) + Send,
     {
         assert!(driver.drives(&session), "serve_connection: the driver of another connection");
+        // Calls then arrive only through the driver's reads (a call waiting alone for its
+        // next request does not read the socket itself, see `Config::caller_reads`).
+        session.shared().stop_caller_reads();
         let in_flight = Arc::new(AtomicUsize::new(0));
         // Held while calls may come: dropped once the session closes, like `serve`'s.
         let mut session = Some(session);
