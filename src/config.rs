@@ -56,13 +56,15 @@ pub struct Config {
     /// It pays where the runtime's reactor runs on the threads that wait, as async-io's does
     /// (async-std, smol): the caller wakes where the answer arrived and reads it there. Measured
     /// (`examples/bench`, `rpc`, unary calls at 1 in flight against the raw echo, alternated
-    /// runs): on async-std 0.74-0.79x with it, 0.58-0.69x without. Tokio's workers run the
+    /// runs): on async-std 0.72-0.80x with it, 0.58-0.69x without. Tokio's workers run the
     /// reactor, and the worker that sees the socket ready is best placed to read it: there,
     /// with a caller in `block_on`, 0.64-0.71x with it and 0.80-0.88x without.
     ///
     /// It applies while the session has a single channel (a lone call); with more, the driver
     /// reads for all of them. A waiting task holding the socket cannot stall the session: the
-    /// driver takes it back within 10 ms if the task is woken and not polled.
+    /// driver takes it back within 10 ms if the task is woken and not polled (or the wait is
+    /// cancelled while the channel is kept), at once if the channel is dropped or the task's
+    /// round panics. `Router::serve_connection` turns it off for its session.
     pub caller_reads: bool,
 }
 

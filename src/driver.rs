@@ -9,13 +9,18 @@
 //! Its state sits behind a lock, and its write step can run in two places. Mostly it runs in
 //! the driver's own poll. But a handle that queues frames while the driver is idle runs that
 //! step itself, straight away, with the driver's waker (so whatever the socket must wait for
-//! wakes the driver, never the handle): a request or reply then leaves without a hand-off to
-//! another task, which on a multi-threaded runtime is a wake of another thread. It does this
-//! at most once between two driver polls; later frames wait for the driver, which writes all
-//! that is ready under one flush. A handle that finds the task busy leaves its frames to
-//! whoever holds it, who writes them as it lets go (the driver at the end of its poll): no
-//! wake, so no hop to another thread either. Either way there is one writer at a time, and
-//! frames leave in the order proto gives them.
+//! wakes the driver, never the handle; with the read lease on, the lease's waker, see
+//! [`Lease`]): a request or reply then leaves without a hand-off to another task, which on a
+//! multi-threaded runtime is a wake of another thread. It does this at most once between two
+//! rounds; later frames wait for the next round, which writes all that is ready under one
+//! flush. A handle that finds the task busy leaves its frames to whoever holds it, who writes
+//! them as it lets go (the driver at the end of its poll): no wake, so no hop to another
+//! thread either. Either way there is one writer at a time, and frames leave in the order
+//! proto gives them.
+//!
+//! The read step can run in two places too: a task that waits on the session's only channel
+//! may run a whole round itself (the read lease, [`Lease`]), so the socket wakes it rather
+//! than the driver.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -191,6 +196,22 @@ impl Wake for Lease {
     }
 }
 
+/// A holder's round under way: if it unwinds (a panic), the lease ends and the driver is woken,
+/// so the socket is not left to a reader that is gone.
+struct HolderRound<'a> {
+    lease: &'a Lease,
+    done: bool,
+}
+
+impl Drop for HolderRound<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.lease.holder.store(0, Ordering::SeqCst);
+            Lease::wake_slot(&self.lease.driver);
+        }
+    }
+}
+
 /// What the timer of a holder's round wakes: the driver, which takes the socket back (the
 /// holder takes it again at its next wait).
 struct Tick(Arc<Lease>);
@@ -267,6 +288,7 @@ where
             self.lease.holder.store(0, Ordering::SeqCst);
             self.lease.armed.store(false, Ordering::SeqCst);
             Lease::park(&self.lease.driver, cx.waker());
+            task.tick_waker = None; // left by a holder's round that panicked
         }
         let result = task.poll(&self.shared, cx);
         drop(task);
@@ -298,39 +320,42 @@ where
         if holder != 0 && holder != token {
             return false; // another reader reads for everyone
         }
-        // Dropped after the task: wakes the driver if it found the task busy meanwhile.
-        let mut release = Release { cell: self, driver: None };
-        let Some(mut task) = self.try_task() else { return false };
-        // A session that ended closes in the driver's own poll.
-        let running = matches!(task.phase, Phase::Running);
-        if !running
-            || lease
-                .holder
-                .compare_exchange(holder, token, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err()
-        {
-            return false;
-        }
-        Lease::park(&lease.reader, reader);
-        let mut cx = Context::from_waker(&self.lease_waker);
-        task.tick_waker = Some(self.tick_waker.clone());
-        // Set before the round reads: a wake meanwhile clears it, and the round's reading ends
-        // with the socket waiting for more, this waker in place.
-        let armed = lease.armed.swap(true, Ordering::SeqCst);
-        let result = match task.arm_for_lease(&self.shared, &mut cx, armed) {
-            true => Poll::Pending,
-            false => task.poll(&self.shared, &mut cx),
+        let ran = {
+            // Dropped after the task: wakes the driver if it found the task busy meanwhile.
+            let mut release = Release { cell: self, driver: None };
+            let Some(mut task) = self.try_task() else { return false };
+            // A session that ended closes in the driver's own poll.
+            let ran = matches!(task.phase, Phase::Running)
+                && lease
+                    .holder
+                    .compare_exchange(holder, token, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok();
+            if ran {
+                // Dropped before the task: if the round panics, the driver gets the socket.
+                let mut round = HolderRound { lease, done: false };
+                Lease::park(&lease.reader, reader);
+                let mut cx = Context::from_waker(&self.lease_waker);
+                task.tick_waker = Some(self.tick_waker.clone());
+                // Set before the round reads: a wake meanwhile clears it, and the round's
+                // reading ends with the socket waiting for more, this waker in place.
+                let armed = lease.armed.swap(true, Ordering::SeqCst);
+                let result = match task.arm_for_lease(&self.shared, &mut cx, armed) {
+                    true => Poll::Pending,
+                    false => task.poll(&self.shared, &mut cx),
+                };
+                task.tick_waker = None;
+                if result.is_ready() || !matches!(task.phase, Phase::Running) {
+                    // The session ended: its close, and the driver's future, are the driver's.
+                    lease.holder.store(0, Ordering::SeqCst);
+                    release.driver = Some(&self.lease_waker);
+                }
+                round.done = true;
+            }
+            ran
         };
-        task.tick_waker = None;
-        if result.is_ready() || !matches!(task.phase, Phase::Running) {
-            // The session ended: its close, and the driver's future, are the driver's.
-            lease.holder.store(0, Ordering::SeqCst);
-            release.driver = Some(&self.lease_waker);
-        }
-        drop(task);
-        drop(release);
+        // Frames a handle queued while this held the task are this one's to write.
         self.write_pending(&self.lease_waker, false);
-        true
+        ran
     }
 
     fn end_lease(&self, token: u64, wake_driver: bool) {
@@ -599,12 +624,17 @@ where
 
     /// The start of a reader's round when, most often, nothing has arrived yet (it just sent a
     /// request, say): reads the socket (unless `armed`: nothing came since a holder's round
-    /// last found it empty), and if it brought nothing and no timer is due, arms the timer and
-    /// returns true: the socket and the timer now wake the lease's holder and the driver (see
-    /// [`Lease`]), and the rest of a round would find nothing to do. Returns false if the
-    /// whole round is needed.
+    /// last found it empty), and if it brought nothing, nothing waits to be written and no
+    /// timer is due, arms the timer and returns true: the socket and the timer now wake the
+    /// lease's holder and the driver (see [`Lease`]), and the rest of a round would find
+    /// nothing to do. Returns false if the whole round is needed.
     fn arm_for_lease(&mut self, shared: &Shared, cx: &mut Context<'_>, armed: bool) -> bool {
-        if !matches!(self.phase, Phase::Running) || !self.inbox.is_empty() || self.read_done {
+        let writing = !self.outbox.is_empty() || self.flush_pending || self.blocked_since.is_some();
+        if !matches!(self.phase, Phase::Running)
+            || !self.inbox.is_empty()
+            || self.read_done
+            || writing
+        {
             return false;
         }
         if !armed {
@@ -617,16 +647,20 @@ where
             }
         }
         let now = Instant::now();
-        // Proto's deadline may have moved since the last round (a handle's command).
-        let deadline = shared.lock().proto.poll_timeout();
-        !self.poll_timer(cx, now, deadline)
+        // Frames a handle queued and left to the round (it had written once already), and
+        // proto's deadline, which may have moved since the last round (a handle's command).
+        let (transmit, deadline) = {
+            let inner = shared.lock();
+            (inner.proto.has_transmit(), inner.proto.poll_timeout())
+        };
+        !transmit && !self.poll_timer(cx, now, deadline)
     }
 
-    /// A handle's write while the driver is idle: what the driver's write step does, with the
-    /// driver's waker. Returns whether the driver has nothing more to do for it; if not (the
-    /// session is not running, a write failed, a timer moved), the caller wakes the driver.
-    /// `by_handle`: a handle writes, at most once between two driver polls (see
-    /// `wrote_inline`); otherwise the driver writes, right after its poll.
+    /// A handle's write while the driver is idle: what the driver's write step does, with
+    /// `waker` (the driver's, or the lease's). Returns whether the driver has nothing more to
+    /// do for it; if not (the session is not running, a write failed, a timer moved), the
+    /// caller wakes `waker`. `by_handle`: a handle writes, at most once between two rounds
+    /// (see `wrote_inline`); otherwise the task's holder writes, right after its round.
     fn write_inline(&mut self, shared: &Shared, waker: &Waker, by_handle: bool) -> bool {
         if !matches!(self.phase, Phase::Running) || self.write_done {
             return false;
@@ -934,9 +968,10 @@ where
     }
 }
 
-/// The lock, as the driver's poll takes it: the driver is parked (a handle that queues work
-/// after this finds the waker and wakes it; what was queued before, this round takes), and the
-/// wakes the poll causes wait for its end (see `shared::Guard`).
+/// The lock, as a round takes it: the round's waker is parked as the driver's (the driver's
+/// own, or in a holder's round the lease's; a handle that queues work after this finds it and
+/// wakes it; what was queued before, this round takes), and the wakes the round causes wait
+/// for its end (see `shared::Guard`).
 fn lock_in_poll<'a>(shared: &'a Shared, cx: &Context<'_>) -> crate::shared::Guard<'a> {
     let mut inner = shared.lock();
     park(&mut inner.driver, cx.waker());

@@ -241,9 +241,10 @@ pub(crate) fn park_in(list: &mut Vec<Waker>, waker: &Waker) {
 pub(crate) trait WriteNow: Send + Sync {
     /// Writes what proto has ready and flushes, as the driver would, if nobody runs the
     /// driver's task right now; otherwise leaves it to whoever does, who writes it as they let
-    /// go of the task (no wake). A handle writes at most once between two driver polls: past
-    /// that, it wakes the driver, which batches the rest. `waker` is the driver's: whatever
-    /// the WebSocket must wait for wakes the driver, never the handle.
+    /// go of the task (no wake). A handle writes at most once between two rounds: past that,
+    /// it wakes the driver, which batches the rest. `waker` is the driver's: whatever the
+    /// WebSocket must wait for wakes the driver, never the handle (with the read lease on,
+    /// the lease's waker is used instead: it wakes the lease's holder, or the driver).
     fn write_now(&self, waker: Waker);
 
     /// Runs one round of the driver's task for a reader that found nothing to read, with a

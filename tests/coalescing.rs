@@ -218,3 +218,37 @@ fn a_frame_queued_while_the_driver_polls_leaves_in_that_same_poll() {
     assert_ne!(queued, 0, "the hook ran");
     assert_eq!(flushed_in.load(Ordering::SeqCst), queued, "written in the poll that queued it");
 }
+
+/// With the read lease on (`Config::caller_reads`), a task waiting on the session's only
+/// channel runs the driver's rounds itself. A message a handle leaves for the next round (it
+/// wrote once already) wakes that task, and its round writes the message: it is not left for
+/// the driver, which nothing wakes until the lease's 10 ms timer.
+#[test]
+fn a_message_left_for_the_next_round_is_written_by_the_waiting_readers_round() {
+    use std::task::{Context, Poll};
+    let mut pool = LocalPool::new();
+    let Pair { client, server, flushes, driver_polls, .. } = settled_pair(&mut pool);
+    assert!(Config::default().caller_reads, "the lease is on with async-std");
+    let mut ch = client.try_open(OpenOptions::new("echo")).unwrap();
+    pool.run_until(client.ping()).unwrap();
+    pool.run_until_stalled();
+    let (flushes_before, polls_before) =
+        (flushes.load(Ordering::SeqCst), driver_polls.load(Ordering::SeqCst));
+
+    // The pool is not run from here: the client's driver is not polled.
+    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    assert!(ch.poll_recv(&mut cx).is_pending()); // the reader now holds the lease
+    block_on(ch.send(Bytes::from_static(b"one"))).unwrap();
+    assert_eq!(flushes.load(Ordering::SeqCst), flushes_before + 1, "written at once");
+    block_on(ch.send(Bytes::from_static(b"two"))).unwrap();
+    assert_eq!(flushes.load(Ordering::SeqCst), flushes_before + 1, "left for the next round");
+    assert!(matches!(ch.poll_recv(&mut cx), Poll::Pending)); // woken: its round runs
+    assert_eq!(flushes.load(Ordering::SeqCst), flushes_before + 2, "the reader's round wrote it");
+    assert_eq!(driver_polls.load(Ordering::SeqCst), polls_before, "the driver was not polled");
+
+    let got = pool.run_until(async {
+        let mut ch = server.accept().await.unwrap().accept();
+        vec![ch.recv().await.unwrap().unwrap(), ch.recv().await.unwrap().unwrap()]
+    });
+    assert_eq!(got, [&b"one"[..], b"two"]);
+}

@@ -385,3 +385,96 @@ fn one_blocked_write_from_a_handle_still_meets_the_write_timeout() {
         gate.open();
     });
 }
+
+/// A transport whose next read on the thread in `armed` panics (so not one by the driver,
+/// which runs on the runtime's threads).
+struct PanicsOnce {
+    inner: common::faulty::PipeEnd,
+    armed: std::sync::Arc<std::sync::Mutex<Option<std::thread::ThreadId>>>,
+}
+
+impl futures::io::AsyncRead for PanicsOnce {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let mut armed = self.armed.lock().unwrap();
+        if *armed == Some(std::thread::current().id()) {
+            *armed = None;
+            panic!("injected: the transport panics");
+        }
+        drop(armed);
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl futures::io::AsyncWrite for PanicsOnce {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// A task waiting on the session's only channel reads the socket itself (the read lease,
+/// `Config::caller_reads`). If its read panics (a bug, say in the transport), the driver takes
+/// the socket back: the session goes on, or fails, but does not hang. Without that, socket
+/// readiness kept waking the task that was gone, and with no lease timer armed yet nothing
+/// woke the driver.
+#[test]
+fn a_panic_in_a_waiting_readers_read_leaves_the_socket_to_the_driver() {
+    run(async {
+        let (c, s) = duplex(64 * 1024);
+        let armed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let client_io = PanicsOnce { inner: c, armed: armed.clone() };
+        let (client, server, _drivers) =
+            pair_over(client_io, s, Config::default(), ServerConfig::default()).await;
+        async_std::task::spawn(wsmux::interop::serve(server));
+        // The driver's own round comes last (the answer to the ping): no lease timer is armed.
+        client.ping().await.unwrap();
+        let mut ch = client.open("discard").await.unwrap();
+        *armed.lock().unwrap() = Some(std::thread::current().id());
+        // The wait reads the socket itself unless the driver's task is busy at that moment.
+        let mut panicked = false;
+        for _ in 0..10_000 {
+            let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+            let poll = std::panic::AssertUnwindSafe(|| ch.poll_recv(&mut cx).is_pending());
+            match std::panic::catch_unwind(poll) {
+                Err(_) => panicked = true,
+                Ok(pending) => assert!(pending, "nothing comes on a discard channel"),
+            }
+            if panicked {
+                break;
+            }
+            async_std::task::yield_now().await;
+        }
+        assert!(panicked, "the waiting reader's read panicked");
+        drop(ch);
+        // The panic may have left the WebSocket's state broken (it did, here: the peer saw a
+        // protocol violation), so the session may fail; what it must not do is hang.
+        let echoed = async {
+            let mut ch = client.open("echo").await?;
+            ch.send(Bytes::from_static(b"still here")).await.map_err(|e| e.error)?;
+            ch.recv().await
+        };
+        match echoed.await {
+            Ok(echo) => assert_eq!(echo.as_deref(), Some(&b"still here"[..])),
+            Err(e) => assert!(client.closed().await.is_some(), "failed with {e}: an error end"),
+        }
+    });
+}
