@@ -442,8 +442,10 @@ fn a_panic_in_a_waiting_readers_read_leaves_the_socket_to_the_driver() {
         let (c, s) = duplex(64 * 1024);
         let armed = std::sync::Arc::new(std::sync::Mutex::new(None));
         let client_io = PanicsOnce { inner: c, armed: armed.clone() };
+        let mut config = Config::default();
+        config.caller_reads = true; // the default with async-std; set for any features
         let (client, server, _drivers) =
-            pair_over(client_io, s, Config::default(), ServerConfig::default()).await;
+            pair_over(client_io, s, config, ServerConfig::default()).await;
         async_std::task::spawn(wsmux::interop::serve(server));
         // The driver's own round comes last (the answer to the ping): no lease timer is armed.
         client.ping().await.unwrap();
