@@ -141,8 +141,6 @@ struct Cell<S> {
     lease_waker: Waker,
     /// The waker of that round's timer.
     tick_waker: Waker,
-    /// [`crate::Config::caller_reads`].
-    caller_reads: bool,
 }
 
 /// The read lease: a task that waits to receive, finding the driver's task free, runs a round
@@ -284,7 +282,7 @@ where
         self.wanted.store(false, Ordering::SeqCst);
         // The driver takes the socket back: what still names the lease wakes the driver, until
         // a reader's round takes it again.
-        if self.caller_reads {
+        if self.shared.caller_reads() {
             self.lease.holder.store(0, Ordering::SeqCst);
             self.lease.armed.store(false, Ordering::SeqCst);
             Lease::park(&self.lease.driver, cx.waker());
@@ -310,7 +308,7 @@ where
     fn write_now(&self, driver: Waker) {
         self.write_wanted.store(true, Ordering::SeqCst);
         // What the write waits for wakes the lease's holder if there is one, else the driver.
-        let waker = if self.caller_reads { &self.lease_waker } else { &driver };
+        let waker = if self.shared.caller_reads() { &self.lease_waker } else { &driver };
         self.write_pending(waker, true);
     }
 
@@ -394,7 +392,7 @@ impl Driver {
     pub(crate) fn new<S>(
         ws: WebSocketStream<S>,
         shared: Shared,
-        config: &crate::Config,
+        close_timeout: Duration,
         write_timeout: Option<(Duration, Arc<Clock>)>,
     ) -> Self
     where
@@ -413,7 +411,7 @@ impl Driver {
             read_done: false,
             write_done: false,
             final_writes: None,
-            close_timeout: config.close_timeout,
+            close_timeout,
             wrote_inline: false,
             write_timeout,
             blocked_since: None,
@@ -436,7 +434,6 @@ impl Driver {
             lease_waker: Waker::from(lease.clone()),
             tick_waker: Waker::from(Arc::new(Tick(lease.clone()))),
             lease,
-            caller_reads: config.caller_reads,
         });
         let writer: Weak<Cell<S>> = Arc::downgrade(&cell);
         shared.set_writer(writer);

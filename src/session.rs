@@ -120,7 +120,7 @@ impl Session {
         let shared = Shared::new(proto, config.caller_reads);
         shared.add_session_handle();
         let write_timeout = config.write_timeout.zip(clock);
-        let driver = Driver::new(ws, shared.clone(), &config, write_timeout);
+        let driver = Driver::new(ws, shared.clone(), config.close_timeout, write_timeout);
         (Session { shared }, driver)
     }
 

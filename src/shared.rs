@@ -93,26 +93,27 @@ impl Inner {
 
     /// Takes back the reader of channel `id` parked earlier, if any.
     pub(crate) fn unpark_reader(&mut self, id: ChannelId) {
-        if let Some(wakers) = self.channels.get_mut(&id) {
-            wakers.read = None;
-            if wakers.write.is_none() && wakers.stopped.is_none() {
-                self.channels.remove(&id);
-            }
-        }
+        drop(self.take_parked(id, true));
     }
 
     /// Wakes the reader (`read`), or the writer and whoever watches the sending direction.
     fn wake_channel(&mut self, id: ChannelId, read: bool) {
-        let Some(wakers) = self.channels.get_mut(&id) else { return };
-        if read {
-            self.to_wake.extend(wakers.read.take());
-        } else {
-            self.to_wake.extend(wakers.write.take());
-            self.to_wake.extend(wakers.stopped.take());
-        }
+        let [a, b] = self.take_parked(id, read);
+        self.to_wake.extend(a.into_iter().chain(b));
+    }
+
+    /// Takes the reader (`read`), or the writer and the watcher of the sending direction,
+    /// parked on channel `id`; the entry goes once nobody waits on the channel.
+    fn take_parked(&mut self, id: ChannelId, read: bool) -> [Option<Waker>; 2] {
+        let Some(wakers) = self.channels.get_mut(&id) else { return [None, None] };
+        let taken = match read {
+            true => [wakers.read.take(), None],
+            false => [wakers.write.take(), wakers.stopped.take()],
+        };
         if wakers.read.is_none() && wakers.write.is_none() && wakers.stopped.is_none() {
             self.channels.remove(&id);
         }
+        taken
     }
 
     /// Wakes every parked task (the session ended or the driver went away).
@@ -343,7 +344,7 @@ impl Shared {
 
     /// See [`WriteNow::read_now`]; false when the driver is gone.
     pub(crate) fn read_now(&self, token: u64, reader: &Waker) -> bool {
-        self.0.writer.get().and_then(Weak::upgrade).is_some_and(|w| w.read_now(token, reader))
+        writer(&self.0.writer).is_some_and(|w| w.read_now(token, reader))
     }
 
     /// [`crate::Config::caller_reads`].
@@ -360,7 +361,7 @@ impl Shared {
 
     /// See [`WriteNow::end_lease`].
     pub(crate) fn end_lease(&self, token: u64, wake_driver: bool) {
-        if let Some(writer) = self.0.writer.get().and_then(Weak::upgrade) {
+        if let Some(writer) = writer(&self.0.writer) {
             writer.end_lease(token, wake_driver);
         }
     }
@@ -381,6 +382,11 @@ impl Shared {
         let inner = self.0.inner.lock().unwrap_or_else(|e| e.into_inner());
         Guard { inner: Some(inner), writer: &self.0.writer }
     }
+}
+
+/// The driver's task, unless the driver is gone.
+fn writer(slot: &OnceLock<Weak<dyn WriteNow>>) -> Option<Arc<dyn WriteNow>> {
+    slot.get().and_then(Weak::upgrade)
 }
 
 /// The lock on [`Inner`]. Tasks woken while it is held are woken when it is released, so a
@@ -415,7 +421,7 @@ impl Drop for Guard<'_> {
             wakes.wake();
         }
         if let Some(driver) = write_now {
-            match self.writer.get().and_then(Weak::upgrade) {
+            match writer(self.writer) {
                 Some(writer) => writer.write_now(driver),
                 None => driver.wake(),
             }

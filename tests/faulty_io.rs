@@ -386,11 +386,10 @@ fn one_blocked_write_from_a_handle_still_meets_the_write_timeout() {
     });
 }
 
-/// A transport whose next read on the thread in `armed` panics (so not one by the driver,
-/// which runs on the runtime's threads).
+/// A transport whose next read panics once `armed` is set.
 struct PanicsOnce {
     inner: common::faulty::PipeEnd,
-    armed: std::sync::Arc<std::sync::Mutex<Option<std::thread::ThreadId>>>,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl futures::io::AsyncRead for PanicsOnce {
@@ -399,12 +398,7 @@ impl futures::io::AsyncRead for PanicsOnce {
         cx: &mut std::task::Context<'_>,
         buf: &mut [u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        let mut armed = self.armed.lock().unwrap();
-        if *armed == Some(std::thread::current().id()) {
-            *armed = None;
-            panic!("injected: the transport panics");
-        }
-        drop(armed);
+        assert!(!self.armed.swap(false, Ordering::SeqCst), "injected: the transport panics");
         std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
@@ -435,46 +429,54 @@ impl futures::io::AsyncWrite for PanicsOnce {
 /// `Config::caller_reads`). If its read panics (a bug, say in the transport), the driver takes
 /// the socket back: the session goes on, or fails, but does not hang. Without that, socket
 /// readiness kept waking the task that was gone, and with no lease timer armed yet nothing
-/// woke the driver.
+/// woke the driver. The drivers run on one thread, in a pool run only when the test says, so
+/// the waiting reader finds the driver's task free.
 #[test]
 fn a_panic_in_a_waiting_readers_read_leaves_the_socket_to_the_driver() {
-    run(async {
-        let (c, s) = duplex(64 * 1024);
-        let armed = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let client_io = PanicsOnce { inner: c, armed: armed.clone() };
-        let mut config = Config::default();
-        config.caller_reads = true; // the default with async-std; set for any features
-        let (client, server, _drivers) =
-            pair_over(client_io, s, config, ServerConfig::default()).await;
-        async_std::task::spawn(wsmux::interop::serve(server));
-        // The driver's own round comes last (the answer to the ping): no lease timer is armed.
-        client.ping().await.unwrap();
-        let mut ch = client.open("discard").await.unwrap();
-        *armed.lock().unwrap() = Some(std::thread::current().id());
-        // The wait reads the socket itself unless the driver's task is busy at that moment.
-        let mut panicked = false;
-        for _ in 0..10_000 {
-            let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
-            let poll = std::panic::AssertUnwindSafe(|| ch.poll_recv(&mut cx).is_pending());
-            match std::panic::catch_unwind(poll) {
-                Err(_) => panicked = true,
-                Ok(pending) => assert!(pending, "nothing comes on a discard channel"),
-            }
-            if panicked {
-                break;
-            }
-            async_std::task::yield_now().await;
-        }
-        assert!(panicked, "the waiting reader's read panicked");
-        drop(ch);
-        // The panic may have left the WebSocket's state broken (it did, here: the peer saw a
-        // protocol violation), so the session may fail; what it must not do is hang.
-        let echoed = async {
-            let mut ch = client.open("echo").await?;
-            ch.send(Bytes::from_static(b"still here")).await.map_err(|e| e.error)?;
-            ch.recv().await
-        };
-        match echoed.await {
+    use futures::executor::LocalPool;
+    use futures::task::LocalSpawnExt;
+    let mut pool = LocalPool::new();
+    let spawner = pool.spawner();
+    let (c, s) = duplex(64 * 1024);
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client_io = PanicsOnce { inner: c, armed: armed.clone() };
+    let mut config = Config::default();
+    config.caller_reads = true; // the default with async-std; set for any features
+    let server_config = ServerConfig::default();
+    let (client, server) = pool.run_until(async {
+        let (c, s) = futures::join!(
+            wsmux::client::connect_on(client_io, "ws://wsmux.test/mux", config),
+            wsmux::server::accept(s, &server_config),
+        );
+        (c.unwrap(), s.unwrap())
+    });
+    let ((client, client_driver), (server, server_driver)) = (client, server);
+    for driver in [client_driver, server_driver] {
+        spawner.spawn_local(async { drop(driver.await) }).unwrap();
+    }
+    spawner.spawn_local(wsmux::interop::serve(server)).unwrap();
+    // The driver's own round comes last (the answer to the ping): no lease timer is armed.
+    pool.run_until(client.ping()).unwrap();
+    let mut ch = pool.run_until(client.open("discard")).unwrap();
+    pool.run_until_stalled();
+
+    // The pool is not run: the wait finds the driver's task free and reads the socket itself.
+    armed.store(true, Ordering::SeqCst);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+        let _ = ch.poll_recv(&mut cx);
+    }));
+    assert!(panicked.is_err(), "the waiting reader's read panicked");
+    drop(ch);
+    // The panic may have left the WebSocket's state broken (it did, here: the peer saw a
+    // protocol violation), so the session may fail; what it must not do is hang.
+    let echoed = async {
+        let mut ch = client.open("echo").await?;
+        ch.send(Bytes::from_static(b"still here")).await.map_err(|e| e.error)?;
+        ch.recv().await
+    };
+    pool.run_until(async {
+        match async_std::future::timeout(LIMIT, echoed).await.expect("the session hangs") {
             Ok(echo) => assert_eq!(echo.as_deref(), Some(&b"still here"[..])),
             Err(e) => assert!(client.closed().await.is_some(), "failed with {e}: an error end"),
         }
