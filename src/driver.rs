@@ -104,7 +104,9 @@ pub struct Driver {
 /// The connection's task, behind a lock: the driver polls it, and a handle that queued frames
 /// while the driver was idle writes them through it (see [`WriteNow`]).
 trait Drive: Send + Sync {
-    fn poll_drive(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>>;
+    /// Polls the task; `early`: see [`Driver::poll_early`]. Also returns whether the poll
+    /// stopped reading early.
+    fn poll_drive(&self, cx: &mut Context<'_>, early: bool) -> (Poll<Result<(), Error>>, bool);
     /// The state of the session this task drives.
     fn shared(&self) -> &Shared;
 }
@@ -119,7 +121,7 @@ impl Future for Driver {
     type Output = Result<(), Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.task.poll_drive(cx)
+        self.task.poll_drive(cx, false).0
     }
 }
 
@@ -265,7 +267,7 @@ impl<S> Drive for Cell<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    fn poll_drive(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_drive(&self, cx: &mut Context<'_>, early: bool) -> (Poll<Result<(), Error>>, bool) {
         let mut task = match self.try_task() {
             Some(task) => task,
             None => {
@@ -275,7 +277,7 @@ where
                 self.wanted.store(true, Ordering::SeqCst);
                 match self.try_task() {
                     Some(task) => task,
-                    None => return Poll::Pending,
+                    None => return (Poll::Pending, false),
                 }
             }
         };
@@ -288,12 +290,17 @@ where
             Lease::park(&self.lease.driver, cx.waker());
             task.tick_waker = None; // left by a holder's round that panicked
         }
+        task.early = early;
+        task.stopped_early = false;
         let result = task.poll(&self.shared, cx);
+        let stopped_early = std::mem::take(&mut task.stopped_early);
+        task.early = false;
         drop(task);
         if result.is_pending() {
             self.write_pending(cx.waker(), false);
         }
-        result
+        let stopped_early = stopped_early && result.is_pending();
+        (result, stopped_early)
     }
 
     fn shared(&self) -> &Shared {
@@ -389,11 +396,26 @@ impl Driver {
         self.task.shared().same(session.shared())
     }
 
+    /// Polls the driver. With `early`, its round stops reading as soon as it has messages and
+    /// the transport looks drained (see [`Clock::drained`]), leaving the read that would find
+    /// the socket empty (and arm its waker) for later; returns true if it did. The caller must
+    /// then poll again, after the work those messages bring (the answer to a call, say): the
+    /// socket has no waker until then. So that read, a system call on runtimes that do not
+    /// track readiness (async-io), is not between a request and its answer.
+    pub(crate) fn poll_early(
+        &mut self,
+        cx: &mut Context<'_>,
+        early: bool,
+    ) -> (Poll<Result<(), Error>>, bool) {
+        self.task.poll_drive(cx, early)
+    }
+
     pub(crate) fn new<S>(
         ws: WebSocketStream<S>,
         shared: Shared,
         close_timeout: Duration,
-        write_timeout: Option<(Duration, Arc<Clock>)>,
+        write_timeout: Option<Duration>,
+        transport: Option<Arc<Clock>>,
     ) -> Self
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -413,7 +435,10 @@ impl Driver {
             final_writes: None,
             close_timeout,
             wrote_inline: false,
-            write_timeout,
+            write_timeout: write_timeout.zip(transport.clone()),
+            transport,
+            early: false,
+            stopped_early: false,
             blocked_since: None,
             write_timer: None,
             tick_waker: None,
@@ -478,6 +503,13 @@ struct Task<S> {
     wrote_inline: bool,
     /// [`crate::Config::write_timeout`] and the transport's write progress.
     write_timeout: Option<(Duration, Arc<Clock>)>,
+    /// The transport's progress and read state, when wsmux wrapped it (see [`Clock`]).
+    transport: Option<Arc<Clock>>,
+    /// This poll's rounds stop reading once they have messages and the transport looks
+    /// drained (see [`Driver::poll_early`]).
+    early: bool,
+    /// A round of this poll stopped reading early: no waker is armed on the socket.
+    stopped_early: bool,
     /// While the WebSocket has not taken what the driver has for it (a send or a flush
     /// pending): the start of the current stretch without write progress. `None` while writes
     /// go through.
@@ -710,9 +742,21 @@ where
                 return true;
             }
             *budget -= 1;
+            // In an early round: did this message take the last of what a socket read brought?
+            // (Messages from tungstenite's buffer take nothing: reading on is cheap for them.)
+            let early = self.transport.as_ref().filter(|_| self.early);
+            if let Some(transport) = early {
+                transport.forget_drained();
+            }
             match self.ws.poll_next_unpin(cx) {
                 Poll::Pending => return false,
-                Poll::Ready(Some(Ok(msg))) => self.inbox.push(msg),
+                Poll::Ready(Some(Ok(msg))) => {
+                    self.inbox.push(msg);
+                    if early.is_some_and(|t| t.drained()) {
+                        self.stopped_early = true;
+                        return false;
+                    }
+                }
                 Poll::Ready(Some(Err(e))) => self.read_end = Some(ReadEnd::from(e)),
                 Poll::Ready(None) => {
                     let reason = "the peer closed the connection".to_owned();

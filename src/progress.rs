@@ -9,10 +9,15 @@
 //! 1 in flight is about 4 % faster; receiving bulk data costs one more copy of every byte (of
 //! memory still in cache), about 5–10 % more CPU for 16 KiB messages, no visible change for
 //! 1 MiB ones.
+//!
+//! **Drained.** It also tells when a socket read brought less than it asked for and all of it
+//! has been handed on ([`Clock::drained`]): the socket is most likely empty. The driver of a
+//! connection served by `Router::serve_connection` then answers the calls it just read before
+//! the read that finds the socket empty (see `Driver::poll_early`).
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -24,12 +29,15 @@ use futures::io::{AsyncRead, AsyncWrite};
 /// 8 KiB: 4 KiB was no faster for small messages and slower for large ones (more reads).
 pub(crate) const TUNGSTENITE_READ: usize = 8 * 1024;
 
-/// When the wrapped transport last accepted a byte.
+/// When the wrapped transport last accepted a byte, and whether its last read drained it.
 #[derive(Debug)]
 pub(crate) struct Clock {
     base: Instant,
     /// Nanoseconds after `base`.
     last: AtomicU64,
+    /// The last read from the socket brought less than it asked for, and all of it has been
+    /// handed on: a read now would most likely find the socket empty (see [`Clock::drained`]).
+    drained: AtomicBool,
 }
 
 impl Clock {
@@ -41,6 +49,21 @@ impl Clock {
     /// The last time the transport took bytes.
     pub(crate) fn last_progress(&self) -> Instant {
         self.base + Duration::from_nanos(self.last.load(Ordering::Relaxed))
+    }
+
+    /// Whether everything the socket had was read and handed on (a short read, nothing left
+    /// ahead) since [`Clock::forget_drained`]: the next read would most likely only find it
+    /// empty. A hint, as tokio takes a short read to mean (it then skips that read): the
+    /// driver puts such a read after the work the messages it read bring, instead of before
+    /// (see `Task::read_socket`).
+    pub(crate) fn drained(&self) -> bool {
+        self.drained.load(Ordering::Relaxed)
+    }
+
+    /// Forgets what [`Clock::drained`] says of the reads so far, so that it tells of the reads
+    /// from now on (WebSocket messages already in tungstenite's buffer come without any).
+    pub(crate) fn forget_drained(&self) {
+        self.drained.store(false, Ordering::Relaxed);
     }
 }
 
@@ -54,6 +77,8 @@ pub(crate) struct Progress<S> {
     ahead_size: usize,
     start: usize,
     end: usize,
+    /// The read that filled `ahead` brought less than it asked for.
+    short: bool,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Progress<S> {
@@ -68,7 +93,11 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Progress<S> {
 
 /// Wraps `inner`, reading ahead `read_ahead` bytes at a time; the clock is the driver's.
 pub(crate) fn wrap<S>(inner: S, read_ahead: usize) -> (Progress<S>, Arc<Clock>) {
-    let clock = Arc::new(Clock { base: Instant::now(), last: AtomicU64::new(0) });
+    let clock = Arc::new(Clock {
+        base: Instant::now(),
+        last: AtomicU64::new(0),
+        drained: AtomicBool::new(false),
+    });
     let progress = Progress {
         inner,
         clock: clock.clone(),
@@ -76,6 +105,7 @@ pub(crate) fn wrap<S>(inner: S, read_ahead: usize) -> (Progress<S>, Arc<Clock>) 
         ahead_size: read_ahead.max(1),
         start: 0,
         end: 0,
+        short: false,
     };
     (progress, clock)
 }
@@ -91,19 +121,26 @@ impl<S: AsyncRead + Unpin> AsyncRead for Progress<S> {
             return Poll::Ready(Ok(0));
         }
         if this.start == this.end {
+            this.clock.drained.store(false, Ordering::Relaxed);
             if buf.len() >= this.ahead_size {
                 // As large as a read-ahead: no point in a copy.
-                return Pin::new(&mut this.inner).poll_read(cx, buf);
+                let n = futures::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+                this.clock.drained.store(n < buf.len(), Ordering::Relaxed);
+                return Poll::Ready(Ok(n));
             }
             if this.ahead.is_empty() {
                 this.ahead = vec![0; this.ahead_size].into_boxed_slice();
             }
             let n = futures::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut this.ahead))?;
             (this.start, this.end) = (0, n);
+            this.short = n < this.ahead.len();
         }
         let n = buf.len().min(this.end - this.start);
         buf[..n].copy_from_slice(&this.ahead[this.start..this.start + n]);
         this.start += n;
+        if this.start == this.end && this.short {
+            this.clock.drained.store(true, Ordering::Relaxed);
+        }
         Poll::Ready(Ok(n))
     }
 }
@@ -224,6 +261,37 @@ mod tests {
         assert_eq!(got(&mut p, 2), [4]);
         assert_eq!(got(&mut p, 2), []);
         assert_eq!(p.inner.reads, [8, 8, 8, 8, 8]);
+    }
+
+    #[test]
+    fn drained_once_a_short_read_is_all_handed_on() {
+        let steps = vec![Step::Bytes(vec![1; 8]), Step::Bytes(vec![2; 3]), Step::Pending];
+        let mut p = script(steps, 8);
+        let drained = |p: &Progress<Script>| p.clock.drained();
+        assert!(!drained(&p), "nothing read yet");
+        // A full read: the socket may hold more.
+        assert_eq!(got(&mut p, 8), [1; 8]);
+        assert!(!drained(&p));
+        // A short read, handed on in two parts: drained only after the second.
+        assert_eq!(got(&mut p, 2), [2; 2]);
+        assert!(!drained(&p), "a byte is still ahead");
+        assert_eq!(got(&mut p, 2), [2]);
+        assert!(drained(&p));
+        // The next read finds the socket empty, as the hint said; it says no more.
+        assert!(read(&mut p, 2).is_pending());
+        assert!(!drained(&p));
+        // Forgotten: a read served from what is ahead, without the socket, says nothing.
+        let mut p = script(vec![Step::Bytes(vec![4; 3])], 8);
+        assert_eq!(got(&mut p, 1), [4]);
+        p.clock.forget_drained();
+        assert_eq!(got(&mut p, 1), [4]);
+        assert!(!drained(&p), "a byte is still ahead");
+        assert_eq!(got(&mut p, 1), [4]);
+        assert!(drained(&p), "the last of a short read");
+        // Straight to the socket: a short read is drained at once.
+        let mut p = script(vec![Step::Bytes(vec![3; 5])], 4);
+        assert_eq!(got(&mut p, 16), [3; 5]);
+        assert!(drained(&p));
     }
 
     #[test]

@@ -119,8 +119,8 @@ impl Session {
         let proto = Proto::new(side, protocol, Instant::now());
         let shared = Shared::new(proto, config.caller_reads);
         shared.add_session_handle();
-        let write_timeout = config.write_timeout.zip(clock);
-        let driver = Driver::new(ws, shared.clone(), config.close_timeout, write_timeout);
+        let driver =
+            Driver::new(ws, shared.clone(), config.close_timeout, config.write_timeout, clock);
         (Session { shared }, driver)
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 
-use common::faulty::{duplex, FaultIo, Faults, Gate};
+use common::faulty::{duplex, FaultIo, Faults, Gate, IoEvent, Watched};
 use common::*;
 use wsmux::server::ServerConfig;
 use wsmux::{ChannelError, Config, Error, ErrorCode, Session, SessionError};
@@ -386,45 +386,6 @@ fn one_blocked_write_from_a_handle_still_meets_the_write_timeout() {
     });
 }
 
-/// A transport whose next read panics once `armed` is set.
-struct PanicsOnce {
-    inner: common::faulty::PipeEnd,
-    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl futures::io::AsyncRead for PanicsOnce {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut [u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        assert!(!self.armed.swap(false, Ordering::SeqCst), "injected: the transport panics");
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl futures::io::AsyncWrite for PanicsOnce {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_close(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
-
 /// A task waiting on the session's only channel reads the socket itself (the read lease,
 /// `Config::caller_reads`). If its read panics (a bug, say in the transport), the driver takes
 /// the socket back: the session goes on, or fails, but does not hang. Without that, socket
@@ -439,7 +400,13 @@ fn a_panic_in_a_waiting_readers_read_leaves_the_socket_to_the_driver() {
     let spawner = pool.spawner();
     let (c, s) = duplex(64 * 1024);
     let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let client_io = PanicsOnce { inner: c, armed: armed.clone() };
+    // The client's transport: its next read panics once `armed` is set.
+    let arm = armed.clone();
+    let watch = move |event| {
+        let panics = event == IoEvent::ReadStart && arm.swap(false, Ordering::SeqCst);
+        assert!(!panics, "injected: the transport panics");
+    };
+    let client_io = Watched { inner: c, watch: std::sync::Arc::new(watch) };
     let mut config = Config::default();
     config.caller_reads = true; // the default with async-std; set for any features
     let server_config = ServerConfig::default();

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::StreamExt;
 
+use common::faulty::{IoEvent, Watched};
 use common::*;
 use wsmux::rpc::{
     Bidi, CallHeader, CallOptions, Client, ClientStreaming, Code, Router, ServerStreaming, Status,
@@ -590,5 +591,49 @@ fn serve_connection_refuses_a_driver_of_another_connection() {
         let (_c1, (server_one, _driver_one)) = unspawned_server().await;
         let (_c2, (_server_two, driver_two)) = unspawned_server().await;
         drop(math().serve_connection(server_one, driver_two));
+    });
+}
+
+/// `serve_connection` writes the answer to a call that arrived whole before it reads the
+/// socket again: the read that finds it empty (a system call on async-io) comes after the
+/// answer, not between the request and the answer. It still comes, so later calls are heard.
+#[test]
+fn serve_connection_answers_before_the_read_that_finds_the_socket_empty() {
+    run(async {
+        let (client_io, server_io) = common::faulty::duplex(1 << 20);
+        // What the server's transport is asked to do, in order.
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = log.clone();
+        let watch = move |event| {
+            if event != IoEvent::ReadStart {
+                record.lock().unwrap().push(event);
+            }
+        };
+        let server_io = Watched { inner: server_io, watch: Arc::new(watch) };
+        // No keepalive: every message the server reads is a call's.
+        let mut session = wsmux::Config::default();
+        session.protocol.keepalive_interval = None;
+        let mut config = wsmux::server::ServerConfig::default();
+        config.session = session.clone();
+        let server = wsmux::server::accept(server_io, &config);
+        let client = wsmux::client::connect_on(client_io, "ws://in-memory/mux", session);
+        let ((client, client_driver), (server, server_driver)) =
+            futures::try_join!(Box::pin(client), Box::pin(server)).unwrap();
+        wsmux::spawn(client_driver);
+        let connection = math().serve_connection(server, server_driver);
+        let connection = async_std::task::spawn(connection);
+        let client = Client::new(client);
+        assert_eq!(client.unary(&ADD, &(1, 1)).await, Ok(2));
+        for i in 0..20 {
+            log.lock().unwrap().clear();
+            assert_eq!(client.unary(&ADD, &(i, 1)).await, Ok(i + 1), "later calls are heard");
+            let ops = log.lock().unwrap().clone();
+            let read =
+                ops.iter().position(|&op| op == IoEvent::Read).expect("the request was read");
+            assert_eq!(ops.get(read + 1), Some(&IoEvent::Write), "answered first: {ops:?}");
+        }
+        client.session().close(wsmux::ErrorCode::NO_ERROR, "done");
+        drop(client);
+        async_std::future::timeout(Duration::from_secs(10), connection).await.unwrap().unwrap();
     });
 }

@@ -560,7 +560,31 @@ pub(crate) async fn echo_tcp<N: Net>(samples: usize) -> Value {
 
 // ----- RPC: unary calls beside the raw echo -----
 
-const RPC_ECHO: wsmux::rpc::Unary<Vec<u8>, Vec<u8>> = wsmux::rpc::Unary::new("echo");
+/// The payload of the unary echo. A `Vec<u8>` (the default) is a sequence serde hands over
+/// byte by byte, about 1,700 instructions per 64-byte payload at each end (callgrind);
+/// `bytes::Bytes` (`WSMUX_BENCH_RPC_PAYLOAD=bytes`) goes through serde as one byte string.
+pub(crate) trait Payload:
+    serde::Serialize + serde::de::DeserializeOwned + From<Vec<u8>> + Clone + Send + Sync + 'static
+{
+    const NAME: &'static str;
+}
+
+impl Payload for Bytes {
+    const NAME: &'static str = "bytes::Bytes";
+}
+
+impl Payload for Vec<u8> {
+    const NAME: &'static str = "Vec<u8>";
+}
+
+/// Whether the unary echo's payload is `bytes::Bytes` instead of a `Vec<u8>` (see [`Payload`]).
+pub(crate) fn bytes_payload() -> bool {
+    std::env::var("WSMUX_BENCH_RPC_PAYLOAD").is_ok_and(|v| v == "bytes")
+}
+
+fn rpc_echo<P: Payload>() -> wsmux::rpc::Unary<P, P> {
+    wsmux::rpc::Unary::new("echo")
+}
 
 /// Raw: `total` 64-byte echoes on one WebSocket, `in_flight` outstanding at a time (pipelined).
 pub(crate) async fn rpc_raw<N: Net>(total: usize, in_flight: usize) -> Value {
@@ -598,15 +622,15 @@ const RPC_BLOCKS: usize = 20;
 /// first alternates too). On a shared 2-core machine the speed of a run drifts and depends on
 /// where the scheduler puts the threads; taking turns gives both systems the same conditions,
 /// so their ratio is steadier than that of two runs one after the other. Returns (raw, wsmux).
-pub(crate) async fn rpc_side_by_side<N: Net>(total: usize) -> (Value, Value) {
+pub(crate) async fn rpc_side_by_side<N: Net, P: Payload>(total: usize) -> (Value, Value) {
     let (mut raw, server) = raw_pair::<N>().await;
     N::spawn(raw_echo_server::<N>(server));
-    let client = rpc_wsmux_client::<N>().await;
-    let (msg, payload) = (block(SMALL), vec![7u8; SMALL]);
+    let client = rpc_wsmux_client::<N, P>().await;
+    let (msg, payload, echo) = (block(SMALL), P::from(vec![7u8; SMALL]), rpc_echo::<P>());
     for _ in 0..WARMUP {
         raw_send::<N>(&mut raw, msg.clone()).await;
         raw_recv::<N>(&mut raw).await;
-        client.unary(&RPC_ECHO, &payload).await.expect("call");
+        client.unary(&echo, &payload).await.expect("call");
     }
     let per_block = total.div_ceil(RPC_BLOCKS);
     let mut times = [Vec::with_capacity(total), Vec::with_capacity(total)];
@@ -621,7 +645,7 @@ pub(crate) async fn rpc_side_by_side<N: Net>(total: usize) -> (Value, Value) {
                 raw_send::<N>(&mut raw, msg.clone()).await;
                 raw_recv::<N>(&mut raw).await;
             } else {
-                client.unary(&RPC_ECHO, &payload).await.expect("call");
+                client.unary(&echo, &payload).await.expect("call");
             }
             times[which].push(t.elapsed());
         }
@@ -632,11 +656,11 @@ pub(crate) async fn rpc_side_by_side<N: Net>(total: usize) -> (Value, Value) {
 }
 
 /// A wsmux RPC client whose server (an echo method) runs on its connection's task.
-async fn rpc_wsmux_client<N: Net>() -> wsmux::rpc::Client {
+async fn rpc_wsmux_client<N: Net, P: Payload>() -> wsmux::rpc::Client {
     let config = crate::systems::wsmux_config::<N>();
     let (client, (server, server_driver)) = wsmux_pair_unspawned::<N>(config).await;
-    let router =
-        wsmux::rpc::Router::new().unary(RPC_ECHO, |payload: Vec<u8>, _| async move { Ok(payload) });
+    let router = wsmux::rpc::Router::new()
+        .unary(rpc_echo::<P>(), |payload: P, _| async move { Ok(payload) });
     // The server's connection and its calls run as one task (see `Router::serve_connection`).
     let connection = router.serve_connection_with(server, server_driver, |call| N::spawn(call));
     N::spawn(async move {
@@ -646,18 +670,18 @@ async fn rpc_wsmux_client<N: Net>() -> wsmux::rpc::Client {
 }
 
 /// wsmux RPC: `total` unary calls with a 64-byte payload, from `in_flight` concurrent callers.
-pub(crate) async fn rpc_wsmux<N: Net>(total: usize, in_flight: usize) -> Value {
-    let client = rpc_wsmux_client::<N>().await;
-    let payload = vec![7u8; SMALL];
+pub(crate) async fn rpc_wsmux<N: Net, P: Payload>(total: usize, in_flight: usize) -> Value {
+    let client = rpc_wsmux_client::<N, P>().await;
+    let (payload, echo) = (P::from(vec![7u8; SMALL]), rpc_echo::<P>());
     for _ in 0..WARMUP {
-        client.unary(&RPC_ECHO, &payload).await.expect("call");
+        client.unary(&echo, &payload).await.expect("call");
     }
     let start = Instant::now();
     let times = if in_flight == 1 {
         let mut times = Vec::with_capacity(total);
         for _ in 0..total {
             let t = Instant::now();
-            client.unary(&RPC_ECHO, &payload).await.expect("call");
+            client.unary(&echo, &payload).await.expect("call");
             times.push(t.elapsed());
         }
         times
@@ -669,7 +693,7 @@ pub(crate) async fn rpc_wsmux<N: Net>(total: usize, in_flight: usize) -> Value {
                 let mut times = Vec::with_capacity(total / in_flight);
                 for _ in 0..total / in_flight {
                     let t = Instant::now();
-                    client.unary(&RPC_ECHO, &payload).await.expect("call");
+                    client.unary(&echo, &payload).await.expect("call");
                     times.push(t.elapsed());
                 }
                 let _ = done.unbounded_send(times);

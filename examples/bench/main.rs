@@ -13,6 +13,8 @@ mod systems;
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use cases::*;
 use net::{AsyncStd, Net, Tokio};
 use report::Report;
@@ -28,7 +30,11 @@ USAGE: cargo run --release --example bench -- [OPTIONS] [CASES...]
   --only SYSTEM   run only this system (tcp, raw, raw-flush, raw-batch, yamux, wsmux, ...), for profiling
   --help          this text
 
-CASES (default all): bulk-16k bulk-1m bulk-64ch small-64ch echo hol open rpc mem-channels mem-connections";
+CASES (default all): bulk-16k bulk-1m bulk-64ch small-64ch echo hol open rpc mem-channels mem-connections
+
+ENVIRONMENT: WSMUX_BENCH_RPC_PAYLOAD=bytes makes the rpc case's payload bytes::Bytes (default
+Vec<u8>); WSMUX_CALLER_READS=0/1 sets Config::caller_reads; WSMUX_BENCH_CURRENT_THREAD=1 runs
+tokio on one thread.";
 
 /// Sizes of one run.
 struct Sizes {
@@ -97,7 +103,7 @@ const CASES: &[(&str, &str, &[&str])] = &[
     ),
     (
         "rpc",
-        "unary calls, 64-byte payload, 1 and 64 in flight (raw: 64-byte echo on one WebSocket, pipelined; at 1 in flight the two take turns in blocks)",
+        "unary calls, 64-byte payload ({payload}), 1 and 64 in flight (raw: 64-byte echo on one WebSocket, pipelined; at 1 in flight the two take turns in blocks)",
         &["raw-1", "wsmux-1", "raw-64", "wsmux-64"],
     ),
     (
@@ -140,9 +146,11 @@ async fn measure<N: Net>(case: &str, system: &str, s: &Sizes) -> Value {
         ("open", "yamux") => open_yamux::<N>(s.open_samples).await,
         ("open", "wsmux") => open_wsmux::<N>(s.open_samples).await,
         ("rpc", "raw-1") => rpc_raw::<N>(s.rpc_calls, 1).await,
-        ("rpc", "wsmux-1") => rpc_wsmux::<N>(s.rpc_calls, 1).await,
+        ("rpc", "wsmux-1") if bytes_payload() => rpc_wsmux::<N, Bytes>(s.rpc_calls, 1).await,
+        ("rpc", "wsmux-1") => rpc_wsmux::<N, Vec<u8>>(s.rpc_calls, 1).await,
         ("rpc", "raw-64") => rpc_raw::<N>(s.rpc_calls * 4, 64).await,
-        ("rpc", "wsmux-64") => rpc_wsmux::<N>(s.rpc_calls * 4, 64).await,
+        ("rpc", "wsmux-64") if bytes_payload() => rpc_wsmux::<N, Bytes>(s.rpc_calls * 4, 64).await,
+        ("rpc", "wsmux-64") => rpc_wsmux::<N, Vec<u8>>(s.rpc_calls * 4, 64).await,
         // Memory is measured in a fresh process each time: freed memory stays resident, so a
         // case measured after another would reuse its pages and look free.
         ("mem-channels", _) => memory::in_fresh_process(N::NAME, case, system, s.idle_channels),
@@ -173,7 +181,10 @@ async fn run<N: Net>(
                     // The two at 1 in flight take turns in one measurement (see
                     // `rpc_side_by_side`); `--only` measures one alone.
                     if system == "raw-1" {
-                        let (raw, wsmux) = rpc_side_by_side::<N>(sizes.rpc_calls).await;
+                        let (raw, wsmux) = match bytes_payload() {
+                            true => rpc_side_by_side::<N, Bytes>(sizes.rpc_calls).await,
+                            false => rpc_side_by_side::<N, Vec<u8>>(sizes.rpc_calls).await,
+                        };
                         report.add(N::NAME, case, "raw-1", raw);
                         report.add(N::NAME, case, "wsmux-1", wsmux);
                     }
@@ -184,7 +195,9 @@ async fn run<N: Net>(
             }
         }
         if report.has(N::NAME, case) {
-            print!("{}", report.table(N::NAME, case, title));
+            let payload = if bytes_payload() { Bytes::NAME } else { <Vec<u8>>::NAME };
+            let title = title.replace("{payload}", payload);
+            print!("{}", report.table(N::NAME, case, &title));
         }
     }
     print!("{}", report.targets(N::NAME));

@@ -525,26 +525,37 @@ impl<C: Send + Sync + 'static> Router<C> {
         // Held while calls may come: dropped once the session closes, like `serve`'s.
         let mut session = Some(session);
         poll_fn(move |cx| {
-            let done = Pin::new(&mut driver).poll(cx);
-            // Calls arrive only through the driver's reads, so looking after each of its polls
-            // finds every one: no waker to park, none to wake.
-            while let Some(current) = &session {
-                let next = match current.accept_now() {
-                    AcceptNow::Incoming(incoming) => Some(incoming),
-                    AcceptNow::Empty(_) => break,
-                    AcceptNow::Closed => None,
-                };
-                let Some(incoming) = next else {
-                    session = None;
-                    break;
-                };
-                if let Some(mut call) = self.prepare(incoming, current, &in_flight) {
-                    if poll_first(&mut call, cx).is_pending() {
-                        spawn(call);
+            // Polls that stop reading once they have calls (see `Driver::poll_early`): their
+            // answers go out before the read that finds the socket empty. Then the driver is
+            // polled again at once, to read on; after `EARLY_POLLS` of them in a row, a whole
+            // poll (it yields to other tasks when it has read its fill).
+            let mut early_polls = 0;
+            loop {
+                let early = early_polls < EARLY_POLLS;
+                let (done, stopped_early) = driver.poll_early(cx, early);
+                // Calls arrive only through the driver's reads, so looking after each of its polls
+                // finds every one: no waker to park, none to wake.
+                while let Some(current) = &session {
+                    let next = match current.accept_now() {
+                        AcceptNow::Incoming(incoming) => Some(incoming),
+                        AcceptNow::Empty(_) => break,
+                        AcceptNow::Closed => None,
+                    };
+                    let Some(incoming) = next else {
+                        session = None;
+                        break;
+                    };
+                    if let Some(mut call) = self.prepare(incoming, current, &in_flight) {
+                        if poll_first(&mut call, cx).is_pending() {
+                            spawn(call);
+                        }
                     }
                 }
+                if !stopped_early {
+                    return done;
+                }
+                early_polls += 1;
             }
-            done
         })
     }
 
@@ -588,6 +599,10 @@ impl<C: Send + Sync + 'static> Router<C> {
         Some(handler(chan, ctx, guard))
     }
 }
+
+/// Driver polls in a row that `Router::serve_connection` lets stop reading early (see
+/// `Driver::poll_early`) before a whole one.
+const EARLY_POLLS: usize = 64;
 
 /// Polls a call once in the serving task. A handler's panic is already caught inside the call
 /// (it answers INTERNAL); this guards the serving loop, and with `serve_connection` the

@@ -295,3 +295,51 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FaultIo<S> {
         Pin::new(&mut self.inner).poll_close(cx)
     }
 }
+
+/// What a [`Watched`] transport is asked to do, told to its watcher as it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoEvent {
+    /// A read is about to start (the watcher may panic here, as a faulty transport would).
+    ReadStart,
+    /// A read that brought bytes (or the end).
+    Read,
+    /// A read that found nothing (and armed the waker).
+    Empty,
+    Write,
+}
+
+/// A transport that tells `watch` of each read and write of `inner`, in order.
+pub struct Watched<S> {
+    pub inner: S,
+    pub watch: Arc<dyn Fn(IoEvent) + Send + Sync>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        (self.watch)(IoEvent::ReadStart);
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        (self.watch)(if poll.is_pending() { IoEvent::Empty } else { IoEvent::Read });
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        (self.watch)(IoEvent::Write);
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
