@@ -1,7 +1,8 @@
 //! The driver: the one future per connection that owns the WebSocket.
 //!
 //! It moves bytes between the WebSocket and the proto session and nothing else: it reads every
-//! message that is ready and hands it to proto, asks proto for due timers, writes every frame
+//! message that is ready (in an early poll, see [`Driver::poll_early`], it may read the rest
+//! just after) and hands it to proto, asks proto for due timers, writes every frame
 //! proto has ready and then flushes ONCE (so an OPEN, its data and FIN written in one go leave
 //! as one batch), and wakes the handles proto's events concern. It never waits on one
 //! channel's consumer: a slow channel is bounded by its window, so the socket is always read.
@@ -81,8 +82,9 @@ const BATCH: usize = 64;
 /// Bytes of frames taken for writing per lock: about one full frame, so the scheduler, not the
 /// batch, decides what goes next whenever bulk data is flowing.
 const BATCH_BYTES: usize = 16 * 1024;
-/// Messages read in one poll before the driver yields to other tasks.
-const READ_BUDGET: usize = 256;
+/// Messages read in one poll before the driver yields to other tasks (in one run of early
+/// polls, all of them together, see [`Driver::poll_early`]).
+pub(crate) const READ_BUDGET: usize = 256;
 /// A round run by a reader holding the lease (see [`Lease`]) has the task's timer fire within
 /// this: the bound on how long the session waits for a reader that was woken and is not
 /// polled.
@@ -106,7 +108,11 @@ pub struct Driver {
 trait Drive: Send + Sync {
     /// Polls the task; `early`: see [`Driver::poll_early`]. Also returns whether the poll
     /// stopped reading early.
-    fn poll_drive(&self, cx: &mut Context<'_>, early: bool) -> (Poll<Result<(), Error>>, bool);
+    fn poll_drive(
+        &self,
+        cx: &mut Context<'_>,
+        early: Option<&mut usize>,
+    ) -> (Poll<Result<(), Error>>, bool);
     /// The state of the session this task drives.
     fn shared(&self) -> &Shared;
 }
@@ -121,7 +127,7 @@ impl Future for Driver {
     type Output = Result<(), Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.task.poll_drive(cx, false).0
+        self.task.poll_drive(cx, None).0
     }
 }
 
@@ -267,7 +273,11 @@ impl<S> Drive for Cell<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    fn poll_drive(&self, cx: &mut Context<'_>, early: bool) -> (Poll<Result<(), Error>>, bool) {
+    fn poll_drive(
+        &self,
+        cx: &mut Context<'_>,
+        early: Option<&mut usize>,
+    ) -> (Poll<Result<(), Error>>, bool) {
         let mut task = match self.try_task() {
             Some(task) => task,
             None => {
@@ -290,11 +300,15 @@ where
             Lease::park(&self.lease.driver, cx.waker());
             task.tick_waker = None; // left by a holder's round that panicked
         }
-        task.early = early;
+        task.early = early.is_some();
         task.stopped_early = false;
+        task.read_budget = early.as_deref().copied().unwrap_or(READ_BUDGET);
         let result = task.poll(&self.shared, cx);
         let stopped_early = std::mem::take(&mut task.stopped_early);
         task.early = false;
+        if let Some(budget) = early {
+            *budget = task.read_budget;
+        }
         drop(task);
         if result.is_pending() {
             self.write_pending(cx.waker(), false);
@@ -344,6 +358,8 @@ where
                 // Set before the round reads: a wake meanwhile clears it, and the round's
                 // reading ends with the socket waiting for more, this waker in place.
                 let armed = lease.armed.swap(true, Ordering::SeqCst);
+                // A whole round, whatever a poll that panicked left.
+                (task.early, task.read_budget) = (false, READ_BUDGET);
                 let result = match task.arm_for_lease(&self.shared, &mut cx, armed) {
                     true => Poll::Pending,
                     false => task.poll(&self.shared, &mut cx),
@@ -396,18 +412,24 @@ impl Driver {
         self.task.shared().same(session.shared())
     }
 
-    /// Polls the driver. With `early`, its round stops reading as soon as it has messages and
-    /// the transport looks drained (see [`Clock::drained`]), leaving the read that would find
-    /// the socket empty (and arm its waker) for later; returns true if it did. The caller must
-    /// then poll again, after the work those messages bring (the answer to a call, say): the
-    /// socket has no waker until then. So that read, a system call on runtimes that do not
-    /// track readiness (async-io), is not between a request and its answer.
+    /// Polls the driver early: its round stops reading right after a message that took the
+    /// last of what a socket read brought, when that read was short (see [`Clock::drained`]),
+    /// leaving the read that would find the socket empty (and arm its waker) for later;
+    /// returns true if it did. The caller must then poll again (early or not), after the work
+    /// those messages bring (the answer to a call, say): the socket may have no waker until
+    /// then. So that read, a system call on runtimes that do not track readiness (async-io),
+    /// is not between a request and its answer. The messages read come out of `budget`
+    /// (start a run of early polls with [`READ_BUDGET`]); at 0 the poll wakes its task to read
+    /// on later, as a whole poll does.
+    ///
+    /// Messages tungstenite still holds from that read (pipelined calls) are read by the next
+    /// poll: a run of early polls answers the first of them alone.
     pub(crate) fn poll_early(
         &mut self,
         cx: &mut Context<'_>,
-        early: bool,
+        budget: &mut usize,
     ) -> (Poll<Result<(), Error>>, bool) {
-        self.task.poll_drive(cx, early)
+        self.task.poll_drive(cx, Some(budget))
     }
 
     pub(crate) fn new<S>(
@@ -439,6 +461,7 @@ impl Driver {
             transport,
             early: false,
             stopped_early: false,
+            read_budget: READ_BUDGET,
             blocked_since: None,
             write_timer: None,
             tick_waker: None,
@@ -508,8 +531,11 @@ struct Task<S> {
     /// This poll's rounds stop reading once they have messages and the transport looks
     /// drained (see [`Driver::poll_early`]).
     early: bool,
-    /// A round of this poll stopped reading early: no waker is armed on the socket.
+    /// A round of this poll stopped reading early: the socket may have no waker armed, and the
+    /// poll's caller polls again.
     stopped_early: bool,
+    /// Messages this poll may still read before it yields (see `READ_BUDGET`).
+    read_budget: usize,
     /// While the WebSocket has not taken what the driver has for it (a send or a flush
     /// pending): the start of the current stretch without write progress. `None` while writes
     /// go through.
@@ -576,15 +602,27 @@ where
     }
 
     fn poll_round(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
-        let mut budget = READ_BUDGET;
+        let mut budget = self.read_budget;
+        let result = self.poll_round_within(shared, cx, &mut budget);
+        self.read_budget = budget;
+        result
+    }
+
+    /// [`Task::poll_round`], reading at most `budget` messages.
+    fn poll_round_within(
+        &mut self,
+        shared: &Shared,
+        cx: &mut Context<'_>,
+        budget: &mut usize,
+    ) -> Poll<()> {
         loop {
             let now = Instant::now();
             // Read all that is ready before writing (many PINGs get one answer), handing full
             // batches to proto on the way.
-            let mut read_more = self.read_socket(cx, &mut budget);
-            while read_more && budget > 0 {
+            let mut read_more = self.read_socket(cx, budget);
+            while read_more && *budget > 0 {
                 self.hand_inbox(&mut lock_in_poll(shared, cx), now);
-                read_more = self.read_socket(cx, &mut budget);
+                read_more = self.read_socket(cx, budget);
             }
             // One lock per round: what was read goes in, due timers fire, frames to write come
             // out, and the events of all that are dispatched (their wakes wait for the end of
@@ -641,7 +679,7 @@ where
                 continue; // a deadline passed while we worked: handle it now
             }
             if read_more {
-                if budget == 0 {
+                if *budget == 0 {
                     cx.waker().wake_by_ref(); // let other tasks run, then read on
                     return Poll::Pending;
                 }

@@ -51,9 +51,9 @@ impl Clock {
         self.base + Duration::from_nanos(self.last.load(Ordering::Relaxed))
     }
 
-    /// Whether everything the socket had was read and handed on (a short read, nothing left
-    /// ahead) since [`Clock::forget_drained`]: the next read would most likely only find it
-    /// empty. A hint, as tokio takes a short read to mean (it then skips that read): the
+    /// Whether the latest socket read, since [`Clock::forget_drained`], was short and all it
+    /// brought has been handed on (nothing left ahead): the next read would most likely only
+    /// find the socket empty. A hint, as tokio takes a short read to mean (it then skips that read): the
     /// driver puts such a read after the work the messages it read bring, instead of before
     /// (see `Task::read_socket`).
     pub(crate) fn drained(&self) -> bool {

@@ -527,12 +527,11 @@ impl<C: Send + Sync + 'static> Router<C> {
         poll_fn(move |cx| {
             // Polls that stop reading once they have calls (see `Driver::poll_early`): their
             // answers go out before the read that finds the socket empty. Then the driver is
-            // polled again at once, to read on; after `EARLY_POLLS` of them in a row, a whole
-            // poll (it yields to other tasks when it has read its fill).
-            let mut early_polls = 0;
+            // polled again at once, to read on; all of them read one budget's worth of
+            // messages at most, then the driver wakes this task to read on later.
+            let mut budget = crate::driver::READ_BUDGET;
             loop {
-                let early = early_polls < EARLY_POLLS;
-                let (done, stopped_early) = driver.poll_early(cx, early);
+                let (done, stopped_early) = driver.poll_early(cx, &mut budget);
                 // Calls arrive only through the driver's reads, so looking after each of its polls
                 // finds every one: no waker to park, none to wake.
                 while let Some(current) = &session {
@@ -554,7 +553,6 @@ impl<C: Send + Sync + 'static> Router<C> {
                 if !stopped_early {
                     return done;
                 }
-                early_polls += 1;
             }
         })
     }
@@ -599,10 +597,6 @@ impl<C: Send + Sync + 'static> Router<C> {
         Some(handler(chan, ctx, guard))
     }
 }
-
-/// Driver polls in a row that `Router::serve_connection` lets stop reading early (see
-/// `Driver::poll_early`) before a whole one.
-const EARLY_POLLS: usize = 64;
 
 /// Polls a call once in the serving task. A handler's panic is already caught inside the call
 /// (it answers INTERNAL); this guards the serving loop, and with `serve_connection` the
