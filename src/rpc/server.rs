@@ -486,8 +486,10 @@ impl<C: Send + Sync + 'static> Router<C> {
     /// Runs one connection: its driver and the calls that arrive on it, in ONE future, to spawn
     /// in place of the driver and [`Router::serve`]. A call that answers at once (a unary
     /// request arrives whole with its open) runs within this future: no task of its own, no
-    /// hand-off between tasks, the answer written straight away. A call that has to wait
-    /// becomes a task on the runtime the features select. Resolves as the driver does.
+    /// hand-off between tasks, the answer written straight away, before the driver reads the
+    /// socket again (when wsmux set the connection up, the read that would find it empty comes
+    /// after the answer). A call that has to wait becomes a task on the runtime the features
+    /// select. Resolves as the driver does.
     ///
     /// The price: a handler runs on the connection's task until its first wait, so one that
     /// computes at length before awaiting anything holds up the whole connection meanwhile
