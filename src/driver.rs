@@ -457,7 +457,7 @@ impl Driver {
             final_writes: None,
             close_timeout,
             wrote_inline: false,
-            write_timeout: write_timeout.zip(transport.clone()),
+            write_timeout,
             transport,
             early: false,
             stopped_early: false,
@@ -524,9 +524,10 @@ struct Task<S> {
     /// A handle wrote (and flushed) since the driver's last poll: further writes wait for the
     /// driver, which batches them under one flush.
     wrote_inline: bool,
-    /// [`crate::Config::write_timeout`] and the transport's write progress.
-    write_timeout: Option<(Duration, Arc<Clock>)>,
-    /// The transport's progress and read state, when wsmux wrapped it (see [`Clock`]).
+    /// [`crate::Config::write_timeout`]: enforced when the transport's write progress is known
+    /// (`transport`).
+    write_timeout: Option<Duration>,
+    /// The transport's write progress and read state, when wsmux wrapped it (see [`Clock`]).
     transport: Option<Arc<Clock>>,
     /// This poll's rounds stop reading once they have messages and the transport looks
     /// drained (see [`Driver::poll_early`]).
@@ -906,12 +907,12 @@ where
     /// While writes are blocked, whether the transport has taken no byte for the write
     /// timeout; if so the connection is given up. Otherwise arms the timer for that moment.
     fn write_timed_out(&mut self, shared: &Shared, cx: &mut Context<'_>, now: Instant) -> bool {
-        let (Some(mut since), Some((timeout, clock))) = (self.blocked_since, &self.write_timeout)
+        let (Some(mut since), Some(timeout), Some(clock)) =
+            (self.blocked_since, self.write_timeout, &self.transport)
         else {
             self.write_timer = None;
             return false;
         };
-        let timeout = *timeout;
         // The timer is armed once per timeout, not at every byte the transport takes: when it
         // fires, progress since `since` moves the window on instead of failing.
         loop {

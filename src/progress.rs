@@ -53,9 +53,9 @@ impl Clock {
 
     /// Whether the latest socket read, since [`Clock::forget_drained`], was short and all it
     /// brought has been handed on (nothing left ahead): the next read would most likely only
-    /// find the socket empty. A hint, as tokio takes a short read to mean (it then skips that read): the
-    /// driver puts such a read after the work the messages it read bring, instead of before
-    /// (see `Task::read_socket`).
+    /// find the socket empty. A hint, as tokio takes a short read to mean (it then skips that
+    /// read): the driver puts such a read after the work the messages it read bring, instead
+    /// of before (see `Task::read_socket`).
     pub(crate) fn drained(&self) -> bool {
         self.drained.load(Ordering::Relaxed)
     }
@@ -77,8 +77,6 @@ pub(crate) struct Progress<S> {
     ahead_size: usize,
     start: usize,
     end: usize,
-    /// The read that filled `ahead` brought less than it asked for.
-    short: bool,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Progress<S> {
@@ -105,7 +103,6 @@ pub(crate) fn wrap<S>(inner: S, read_ahead: usize) -> (Progress<S>, Arc<Clock>) 
         ahead_size: read_ahead.max(1),
         start: 0,
         end: 0,
-        short: false,
     };
     (progress, clock)
 }
@@ -133,12 +130,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Progress<S> {
             }
             let n = futures::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut this.ahead))?;
             (this.start, this.end) = (0, n);
-            this.short = n < this.ahead.len();
         }
         let n = buf.len().min(this.end - this.start);
         buf[..n].copy_from_slice(&this.ahead[this.start..this.start + n]);
         this.start += n;
-        if this.start == this.end && this.short {
+        // `end` is what the read that filled `ahead` brought: less than asked, a short read.
+        if this.start == this.end && this.end < this.ahead.len() {
             this.clock.drained.store(true, Ordering::Relaxed);
         }
         Poll::Ready(Ok(n))
