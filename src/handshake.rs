@@ -194,8 +194,9 @@ pub(crate) fn check(
     Ok(derive_accept_key(key.as_bytes()))
 }
 
-/// Reads a request head (up to the blank line). Refuses oversize heads with 431, malformed ones
-/// with 400, and requests that are not GET with 405.
+/// Reads a request head (up to the blank line). Refuses heads longer than `max_head` bytes with
+/// 431 (however the reads split them), malformed ones with 400, and requests that are not GET
+/// with 405.
 pub(crate) async fn read_request<S>(
     stream: &mut S,
     max_head: usize,
@@ -213,15 +214,19 @@ where
         }
         let scan_from = buf.len().saturating_sub(3);
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = find_head_end(&buf[scan_from..]).map(|e| e + scan_from) {
+        let end = find_head_end(&buf[scan_from..]).map(|e| e + scan_from);
+        // The limit is on the head itself (blank line included), so where the reads happened
+        // to split it changes nothing: a head of max_head + 1 bytes is refused whether it came
+        // in one read or in many.
+        if end.unwrap_or(buf.len()) > max_head {
+            return Err(HeadError::Refused(Refusal::new(431, "request head too large")));
+        }
+        if let Some(end) = end {
             if end != buf.len() {
                 // A client must wait for 101 before it sends frames.
                 return Err(HeadError::Refused(Refusal::new(400, "data after the request head")));
             }
             return parse_head(&buf, max_headers);
-        }
-        if buf.len() > max_head {
-            return Err(HeadError::Refused(Refusal::new(431, "request head too large")));
         }
     }
 }

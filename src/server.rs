@@ -41,7 +41,8 @@ pub struct ServerConfig {
     /// Sessions upgraded and waiting for [`Server::accept`]. Default 128, like a `listen(2)`
     /// backlog: past it the upgrade task waits, and the pending-handshake bound applies.
     pub accept_backlog: usize,
-    /// Largest upgrade request head (request line and headers) read before answering 431.
+    /// Largest upgrade request head (request line, headers and the blank line), in bytes; a
+    /// longer one is answered 431 however the client split it into writes.
     /// Default 16 KiB: browsers send under 2 KiB; cookies make it grow, rarely past 8 KiB.
     /// Read into memory per pending handshake, so it bounds their memory with
     /// `max_pending_handshakes` (4 MiB by default).

@@ -106,6 +106,48 @@ fn a_wrong_path_gets_404_and_a_huge_head_gets_431() {
     });
 }
 
+/// Sends `request` in writes of `piece` bytes and returns the answer's status line.
+async fn status_in_pieces(server: &Server, request: &str, piece: usize) -> String {
+    let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
+    for part in request.as_bytes().chunks(piece) {
+        tcp.write_all(part).await.unwrap();
+        tcp.flush().await.unwrap();
+    }
+    let mut answer = Vec::new();
+    // A 101 keeps the connection open: read up to the end of the status line only.
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n") && tcp.read(&mut byte).await.unwrap() == 1 {
+        answer.push(byte[0]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn the_head_limit_holds_whatever_the_read_boundaries() {
+    run(async {
+        let mut config = ServerConfig::default();
+        config.max_request_head = 16 * 1024;
+        let (server, addr) = server_with(config).await;
+        let base = upgrade_request(&addr, "Sec-WebSocket-Protocol: wsmux.v1\r\nX-Padding: \r\n");
+        let sized = |len: usize| {
+            let padding = "a".repeat(len - base.len());
+            let request = base.replace("X-Padding: ", &format!("X-Padding: {padding}"));
+            assert_eq!(request.len(), len);
+            request
+        };
+        // At the limit: upgraded. One byte over it, or 17,200 bytes (the size that once went
+        // through in one write and got 431 in 500-byte pieces): refused, for every split.
+        for piece in [usize::MAX, 500, 1000, 4096, 7] {
+            let at_limit = status_in_pieces(&server, &sized(16 * 1024), piece).await;
+            assert!(at_limit.starts_with("HTTP/1.1 101"), "{piece}: {at_limit}");
+            for len in [16 * 1024 + 1, 17_200] {
+                let over = status_in_pieces(&server, &sized(len), piece).await;
+                assert!(over.starts_with("HTTP/1.1 431"), "{len} in pieces of {piece}: {over}");
+            }
+        }
+    });
+}
+
 #[test]
 fn a_silent_client_is_dropped_after_the_handshake_timeout() {
     run(async {
