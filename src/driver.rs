@@ -51,13 +51,16 @@ enum ReadEnd {
     Lost(String),
     /// The peer broke the WebSocket protocol.
     Violation(String),
+    /// The peer sent a WebSocket message over the limit (a LIMIT session error, close 1009).
+    TooLarge(String),
 }
 
 impl From<tungstenite::Error> for ReadEnd {
     /// A read error is the peer breaking RFC 6455 (a PROTOCOL session error, close 1002) when
     /// the bytes it sent were wrong: reserved bits, masking, control frames, opcodes, a text
-    /// message that is not UTF-8. A connection that ended without a close frame, and IO
-    /// errors, are a lost connection.
+    /// message that is not UTF-8; a message over the WebSocket limit is a LIMIT session error
+    /// (close 1009). A connection that ended without a close frame, and IO errors, are a lost
+    /// connection.
     fn from(e: tungstenite::Error) -> Self {
         use tungstenite::error::ProtocolError;
         match e {
@@ -67,6 +70,7 @@ impl From<tungstenite::Error> for ReadEnd {
             tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_) => {
                 ReadEnd::Violation(e.to_string())
             }
+            tungstenite::Error::Capacity(_) => ReadEnd::TooLarge(e.to_string()),
             e => ReadEnd::Lost(e.to_string()),
         }
     }
@@ -820,6 +824,10 @@ where
             Some(ReadEnd::Violation(reason)) => {
                 self.read_done = true;
                 inner.proto.handle_websocket_violation(&reason);
+            }
+            Some(ReadEnd::TooLarge(reason)) => {
+                self.read_done = true;
+                inner.proto.handle_websocket_too_large(&reason);
             }
             Some(ReadEnd::Lost(reason)) => {
                 self.read_done = true;

@@ -1,7 +1,7 @@
 //! B11: a peer that breaks RFC 6455 itself (reserved bits, an unmasked client frame, a
 //! fragmented control frame, a text message that is not UTF-8) gets a PROTOCOL session error: GOAWAY(PROTOCOL), then the
-//! WebSocket close 1002. B9: a message above the WebSocket limit fails the connection in the
-//! WebSocket layer, without GOAWAY. The frames are written by hand over TCP; the server is the
+//! WebSocket close 1002. B9: a message above the WebSocket limit is refused by the WebSocket
+//! layer before it is buffered: GOAWAY(LIMIT), then the WebSocket close 1009. The frames are written by hand over TCP; the server is the
 //! real one, and a well-behaved session on it is untouched.
 #![allow(clippy::unwrap_used)]
 
@@ -120,7 +120,7 @@ fn websocket_rule_breaks_end_the_session_with_protocol_and_close_1002() {
 }
 
 #[test]
-fn a_websocket_message_above_the_limit_fails_the_connection_without_goaway() {
+fn a_websocket_message_above_the_limit_ends_the_session_with_limit_and_close_1009() {
     run(async {
         let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await.unwrap();
         let addr = server.local_addr().to_string();
@@ -153,14 +153,18 @@ fn a_websocket_message_above_the_limit_fails_the_connection_without_goaway() {
             let mut ch = session.accept().await.unwrap().accept();
             // The server may give up before it has read all of it.
             let _ = tcp.write_all(&bytes).await;
-            let (goaway, _close) = until_close(&mut tcp).await;
-            assert_eq!(goaway, None, "{case}");
+            let (goaway, close) = until_close(&mut tcp).await;
+            assert_eq!(goaway, Some(ErrorCode::LIMIT), "{case}");
+            assert_eq!(close, Some(1009), "{case}");
+            let limit_error = |e: &SessionError| {
+                matches!(e, SessionError::PeerViolation { code: ErrorCode::LIMIT, .. })
+            };
             match session.closed().await {
-                Some(SessionError::ConnectionLost(_)) => {}
-                other => panic!("{case}: expected a lost connection, got {other:?}"),
+                Some(e) if limit_error(&e) => {}
+                other => panic!("{case}: expected a LIMIT session error, got {other:?}"),
             }
             match ch.recv().await {
-                Err(Error::Channel(ChannelError::Session(SessionError::ConnectionLost(_)))) => {}
+                Err(Error::Channel(ChannelError::Session(e))) if limit_error(&e) => {}
                 other => panic!("{case}: expected the channel to fail, got {other:?}"),
             }
         }

@@ -43,6 +43,17 @@ impl Session {
         self.violation(ErrorCode::PROTOCOL, &format!("websocket: {reason}"));
     }
 
+    /// Handles a WebSocket message (or the fragments of one) longer than the WebSocket layer's
+    /// limit, refused before it was buffered: a LIMIT session error, and the WebSocket closes
+    /// with 1009 ("message too big", RFC 6455 section 7.4.1) instead of LIMIT's usual 1008.
+    /// Nothing more is read from the transport after it.
+    pub fn handle_websocket_too_large(&mut self, reason: &str) {
+        if self.state != State::Closed {
+            self.close_too_big = true;
+        }
+        self.violation(ErrorCode::LIMIT, &format!("websocket: {reason}"));
+    }
+
     /// Handles the end of the transport. Channels the peer had finished stay readable; every
     /// other channel fails with [`SessionError::ConnectionLost`] (or the peer's GOAWAY error).
     pub fn handle_transport_closed(&mut self, reason: &str) {

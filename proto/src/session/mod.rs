@@ -157,6 +157,8 @@ pub struct Session {
     error: Option<SessionError>,
     /// The code and reason of the peer's (latest) GOAWAY.
     peer_goaway: Option<(ErrorCode, String)>,
+    /// The session failed on a WebSocket message over the limit: close with 1009.
+    close_too_big: bool,
 
     /// Boxed: the map then holds a pointer per channel, so its spare capacity costs little.
     channels: HashMap<ChannelId, Box<Channel>, IdHash>,
@@ -211,6 +213,7 @@ impl Session {
             state: State::Open,
             error: None,
             peer_goaway: None,
+            close_too_big: false,
             channels: HashMap::with_hasher(IdHash::new(config.hash_seed)),
             spare_channels: Vec::new(),
             next_local_id: Some(side.first_id()),
@@ -271,6 +274,9 @@ impl Session {
 
     /// The WebSocket close code that fits how the session ended (RFC 6455 section 7.4.1).
     pub fn close_code(&self) -> u16 {
+        if self.close_too_big {
+            return 1009;
+        }
         match self.error.as_ref().map(SessionError::code) {
             None | Some(ErrorCode::NO_ERROR) => 1000,
             Some(ErrorCode::PROTOCOL | ErrorCode::FLOW_CONTROL | ErrorCode::VERSION) => 1002,
