@@ -1,8 +1,9 @@
 //! B11: a peer that breaks RFC 6455 itself (reserved bits, an unmasked client frame, a
-//! fragmented control frame, a text message that is not UTF-8) gets a PROTOCOL session error: GOAWAY(PROTOCOL), then the
-//! WebSocket close 1002. B9: a message above the WebSocket limit is refused by the WebSocket
-//! layer before it is buffered: GOAWAY(LIMIT), then the WebSocket close 1009. The frames are written by hand over TCP; the server is the
-//! real one, and a well-behaved session on it is untouched.
+//! fragmented control frame, a text message that is not UTF-8) gets a PROTOCOL session error:
+//! GOAWAY(PROTOCOL), then the WebSocket close 1002. B9: a message above the WebSocket limit is
+//! refused by the WebSocket layer before it is buffered: GOAWAY(LIMIT), then the WebSocket close
+//! 1009. The frames are written by hand over TCP; the server is the real one, and a
+//! well-behaved session on it is untouched.
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -272,7 +272,8 @@ impl Session {
         self.error.as_ref()
     }
 
-    /// The WebSocket close code that fits how the session ended (RFC 6455 section 7.4.1).
+    /// The WebSocket close code that fits how the session ended (RFC 6455 section 7.4.1): the
+    /// table of PROTOCOL.md section 9.4, and 1009 after a WebSocket message over the limit.
     pub fn close_code(&self) -> u16 {
         if self.close_too_big {
             return 1009;
