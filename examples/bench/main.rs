@@ -30,7 +30,7 @@ USAGE: cargo run --release --example bench -- [OPTIONS] [CASES...]
   --only SYSTEM   run only this system (tcp, raw, raw-flush, raw-batch, yamux, wsmux, ...), for profiling
   --help          this text
 
-CASES (default all): bulk-16k bulk-1m bulk-64ch small-64ch echo hol open rpc mem-channels mem-connections
+CASES (default all): bulk-16k bulk-1m bulk-64ch small-64ch echo hol open rpc mem-channels mem-connections mem-hostile
 
 ENVIRONMENT: WSMUX_BENCH_RPC_PAYLOAD=bytes makes the rpc case's payload bytes::Bytes (default
 Vec<u8>); WSMUX_CALLER_READS=0/1 sets Config::caller_reads; WSMUX_BENCH_CURRENT_THREAD=1 runs
@@ -116,6 +116,11 @@ const CASES: &[(&str, &str, &[&str])] = &[
         "resident memory per idle connection, server side (clients in a child process)",
         &["raw", "wsmux"],
     ),
+    (
+        "mem-hostile",
+        "server memory per hostile session: 256 channels to echo, 256 KiB sent on each, nothing read (clients in a child process)",
+        &["1-session", "8-sessions", "100-sessions"],
+    ),
 ];
 
 async fn measure<N: Net>(case: &str, system: &str, s: &Sizes) -> Value {
@@ -154,6 +159,15 @@ async fn measure<N: Net>(case: &str, system: &str, s: &Sizes) -> Value {
         // Memory is measured in a fresh process each time: freed memory stays resident, so a
         // case measured after another would reuse its pages and look free.
         ("mem-channels", _) => memory::in_fresh_process(N::NAME, case, system, s.idle_channels),
+        ("mem-hostile", _) => {
+            let n = system.split('-').next().and_then(|n| n.parse().ok()).unwrap_or(1);
+            memory::in_fresh_process(
+                N::NAME,
+                case,
+                system,
+                if s.idle_connections < 1000 { n.min(2) } else { n },
+            )
+        }
         ("mem-connections", _) => {
             memory::in_fresh_process(N::NAME, case, system, s.idle_connections)
         }
@@ -214,6 +228,11 @@ fn main() {
         if let Value::Memory { per_item, .. } = value {
             println!("bytes_per_item {per_item}");
         }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--hostile-client") {
+        let n = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(0);
+        memory::hostile_client(&args[1], n);
         return;
     }
     if args.first().map(String::as_str) == Some("--idle-client") {

@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::StreamExt;
@@ -55,6 +56,7 @@ pub(crate) async fn measure<N: Net>(case: &str, system: &str, n: usize) -> Value
     raise_fd_limit(n as u64 + 1024);
     match (case, system) {
         ("mem-channels", _) => idle_channels::<N>(n).await,
+        ("mem-hostile", _) => hostile_sessions::<N>(n).await,
         (_, "raw") => idle_connections::<N>(n, "raw").await,
         _ => idle_connections::<N>(n, "wsmux").await,
     }
@@ -210,5 +212,102 @@ pub(crate) fn idle_client(kind: &str, addr: &str, n: usize) {
         println!("ready {}", held.len());
         let mut sink = Vec::new();
         let _ = std::io::stdin().read_to_end(&mut sink);
+    });
+}
+
+/// Server RSS with `sessions` hostile clients (catalogue S13/S14): each opens 256 channels to
+/// `echo`, announces the minimum window, sends 256 KiB on every channel and never reads. The
+/// clients run in a child process; the figure is the server's RSS growth per session, once it
+/// has stopped growing.
+pub(crate) async fn hostile_sessions<N: Net>(sessions: usize) -> Value {
+    let listener = N::bind().await;
+    let addr = N::local_addr(&listener);
+    N::spawn(async move {
+        for _ in 0..sessions {
+            let tcp = N::accept(&listener).await;
+            N::spawn(async move {
+                let config = wsmux::server::ServerConfig::default();
+                let (session, driver) = wsmux::server::accept(tcp, &config).await.expect("upgrade");
+                N::spawn(async move {
+                    let _ = driver.await;
+                });
+                wsmux::interop::serve(session).await;
+            });
+        }
+    });
+    let before = rss();
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .args(["--hostile-client", &addr.to_string(), &sessions.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the client process");
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().expect("child stdout"));
+    out.read_line(&mut line).expect("child says ready");
+    // The attack has been sent (or is blocked by credit): wait until the RSS stops growing.
+    let mut peak = rss();
+    let mut still = 0;
+    let started = std::time::Instant::now();
+    while still < 10 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100)); // block_on's thread: the server runs on others
+        let now = rss();
+        if now > peak + (1 << 20) {
+            still = 0;
+        } else {
+            still += 1;
+        }
+        peak = peak.max(now);
+    }
+    drop(child.stdin.take());
+    let _ = out.read_to_string(&mut line);
+    let _ = child.wait();
+    let grown = peak.saturating_sub(before);
+    eprintln!(
+        "    hostile: {sessions} sessions × 256 channels × 256 KiB unread: server RSS grew by \
+         {:.1} MiB",
+        grown as f64 / (1u64 << 20) as f64
+    );
+    Value::Memory { per_item: grown as f64 / sessions as f64, items: sessions }
+}
+
+/// The child process of [`hostile_sessions`]: `n` sessions to `addr`, each opening 256 channels
+/// to `echo` and sending 256 KiB on every one without ever reading; says "ready" once every
+/// channel's sending is queued or under way, and holds everything until its stdin closes.
+pub(crate) fn hostile_client(addr: &str, n: usize) {
+    raise_fd_limit(n as u64 + 1024);
+    let addr: std::net::SocketAddr = addr.parse().expect("address");
+    async_std::task::block_on(async move {
+        let mut held = Vec::with_capacity(n);
+        let block = bytes::Bytes::from(vec![7u8; 64 * 1024]);
+        for _ in 0..n {
+            let tcp = async_std::net::TcpStream::connect(addr).await.expect("connect");
+            let url = format!("ws://{addr}/mux");
+            let mut config = wsmux::Config::default();
+            // The smallest window the spec allows: the server's replies pile up on its side.
+            config.protocol.initial_window = 64 * 1024;
+            let (session, driver) =
+                wsmux::client::connect_on(tcp, &url, config).await.expect("wsmux");
+            wsmux::spawn(driver);
+            for _ in 0..256 {
+                let mut ch = session.open("echo").await.expect("open");
+                let block = block.clone();
+                async_std::task::spawn(async move {
+                    for _ in 0..4 {
+                        if ch.send(block.clone()).await.is_err() {
+                            break;
+                        }
+                    }
+                    // Never read; hold the channel until the process ends.
+                    futures::future::pending::<()>().await;
+                });
+            }
+            held.push(session);
+        }
+        // Let the sends start.
+        async_std::task::sleep(Duration::from_millis(500)).await;
+        println!("ready {}", held.len());
+        let mut sink = Vec::new();
+        let _ = async_std::io::ReadExt::read_to_end(&mut async_std::io::stdin(), &mut sink).await;
     });
 }
