@@ -123,7 +123,7 @@ impl Channel {
         let mut inner = self.shared.lock();
         let mut read_socket = self.shared.caller_reads();
         let result = loop {
-            match inner.proto.read(self.id, usize::MAX) {
+            match inner.proto.read_joining(self.id, usize::MAX) {
                 Ok(Read::Chunk(chunk)) if chunk.eom && self.partial.is_empty() => {
                     break Poll::Ready(Ok(Some(chunk.data)));
                 }

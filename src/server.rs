@@ -24,7 +24,9 @@ pub use crate::handshake::{OriginPolicy, UpgradeRequest, SUBPROTOCOL};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    /// Configuration of every session (its `handshake_timeout` bounds each upgrade).
+    /// Configuration of every session (its `handshake_timeout` bounds each upgrade). Its
+    /// `protocol.memory_budget` is the server-wide memory budget every session shares (see
+    /// [`ServerConfig::memory_budget`]).
     pub session: Config,
     /// The one URL path that serves wsmux; `None` accepts any path. Default `/mux`.
     pub path: Option<String>,
@@ -165,12 +167,36 @@ impl ServerConfig {
         self.authorize = Some(Authorizer(Arc::new(hook)));
         self
     }
+
+    /// Bounds what all sessions of this server together can be made to hold by their peers
+    /// (unread data, reassembly) beyond each session's initial grant: a new budget of `bytes`,
+    /// shared by every session started with this config or a clone of it. Default
+    /// [`DEFAULT_MEMORY_BUDGET`] (256 MiB).
+    ///
+    /// Every session gets its announced SESSION_WINDOW (256 KiB) and as much reassembly without
+    /// asking; window growth (for speed, up to `max_session_window`) and further reassembly are
+    /// reserved from the budget, and given back when the session ends. When it is spent,
+    /// windows stop growing (transfers go on at the initial window's pace) and joining a
+    /// message beyond the grant resets its channel with LIMIT. The worst case for the whole
+    /// server is the budget plus, per live session, `4 × session_window + session_send_buffer`
+    /// and one queued message (see `wsmux_proto::Config`); an idle session holds nothing.
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.session.protocol.memory_budget = Some(wsmux_proto::MemoryBudget::new(bytes));
+        self
+    }
 }
+
+/// The default server-wide memory budget: 256 MiB. Sixteen sessions can grow their windows to
+/// the full 16 MiB at once; beyond the budget, sessions keep their initial 256 KiB grants.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 256 * 1024 * 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let mut session = Config::default();
+        session.protocol.memory_budget =
+            Some(wsmux_proto::MemoryBudget::new(DEFAULT_MEMORY_BUDGET));
         ServerConfig {
-            session: Config::default(),
+            session,
             path: Some("/mux".into()),
             origins: OriginPolicy::default(),
             max_pending_handshakes: 256,

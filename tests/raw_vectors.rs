@@ -27,9 +27,12 @@ use wsmux::{ChannelError, Error};
 
 type Ws = WebSocketStream<TcpStream>;
 
+/// The session vectors for an endpoint with the default config: a vector with a `config` of
+/// its own (a fixed session window) is run by proto's vector test, which sets it.
 fn vectors() -> Vec<Value> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/proto/vectors/sessions.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    let all: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    all.into_iter().filter(|v| v.get("config").is_none()).collect()
 }
 
 fn unhex(s: &str) -> Vec<u8> {

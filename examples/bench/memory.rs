@@ -223,10 +223,12 @@ pub(crate) async fn hostile_sessions<N: Net>(sessions: usize) -> Value {
     let listener = N::bind().await;
     let addr = N::local_addr(&listener);
     N::spawn(async move {
+        // One config for all: its clones share the server's memory budget.
+        let config = wsmux::server::ServerConfig::default();
         for _ in 0..sessions {
             let tcp = N::accept(&listener).await;
+            let config = config.clone();
             N::spawn(async move {
-                let config = wsmux::server::ServerConfig::default();
                 let (session, driver) = wsmux::server::accept(tcp, &config).await.expect("upgrade");
                 N::spawn(async move {
                     let _ = driver.await;

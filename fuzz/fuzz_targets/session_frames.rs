@@ -49,6 +49,11 @@ fn run(data: &[u8]) {
         while s.poll_event().is_some() {}
         let stats = s.stats();
         assert!(stats.open_channels as usize <= s.channel_count());
+        // What the peer can make this end hold: the session window bounds it.
+        assert!(stats.session_window <= u64::from(config.max_session_window));
+        let chunk_cost = 3 * u64::from(config.session_window);
+        assert!(stats.unread_cost as u64 <= stats.session_window + chunk_cost, "{stats:?}");
+        assert!(stats.reassembly_bytes <= u64::from(config.max_reassembly), "{stats:?}");
         assert!(
             s.pending_incoming() <= config.accept_backlog,
             "accept backlog {} over {}",
@@ -67,6 +72,10 @@ fn run(data: &[u8]) {
     }
     let bound = config.max_control_queue + 2 * config.max_channels as usize + app_ops + 8;
     assert!(control <= bound, "{control} control frames queued, bound {bound}");
+    // A session gives back everything it reserved from the memory budget.
+    drop(s);
+    let budget = config.memory_budget.as_ref().map(|b| b.used());
+    assert_eq!(budget, Some(0), "the ended session still holds budget");
 }
 
 /// The application's side of incoming channels: accept (or refuse) what waits, then read every
@@ -79,8 +88,11 @@ fn serve(s: &mut Session, now: Instant, ids: &mut Vec<ChannelId>, refuse: bool, 
             ids.push(incoming.id);
         }
     }
+    // An odd `max` reads as a joining reader (`Channel::recv`) does.
+    let joining = max % 2 == 1;
     ids.retain(|&id| loop {
-        match s.read(id, max.max(1)) {
+        let read = if joining { s.read_joining(id, usize::MAX) } else { s.read(id, max.max(1)) };
+        match read {
             Ok(Read::Chunk(_)) => continue,
             Ok(Read::Pending) => break true,
             Ok(Read::End) | Err(_) => {

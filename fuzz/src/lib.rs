@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use wsmux_proto::{Budget, Config};
+use wsmux_proto::{Budget, Config, MemoryBudget};
 
 /// One step of a `session_frames` input.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +37,8 @@ pub fn push_record(out: &mut Vec<u8>, ctrl: u8, body: &[u8]) {
 }
 
 /// Limits small enough that a short input reaches them: 8 channels, a backlog of 4, a control
-/// queue of 16, budgets of a few events, keepalive every second.
+/// queue of 16, budgets of a few events, keepalive every second, a session window of 64 KiB
+/// growing to 256 KiB out of a memory budget of 192 KiB.
 pub fn small_config() -> Config {
     let mut c = Config::default();
     c.initial_window = 64 * 1024;
@@ -52,5 +53,11 @@ pub fn small_config() -> Config {
     c.local_reset_budget = Budget { burst: 8, per_second: 2 };
     c.max_empty_frames = 8;
     c.max_control_queue = 16;
+    c.session_window = 64 * 1024;
+    c.max_session_window = 256 * 1024;
+    c.session_send_buffer = 32 * 1024;
+    c.max_session_send_buffer = 64 * 1024;
+    c.max_reassembly = 128 * 1024;
+    c.memory_budget = Some(MemoryBudget::new(192 * 1024));
     c
 }

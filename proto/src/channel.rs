@@ -97,6 +97,29 @@ pub(crate) struct Channel {
     pub(crate) cancel_after_fin: bool,
     /// Memory charged for unread chunks: their bytes plus [`CHUNK_COST`] each.
     unread_cost: usize,
+    /// Bytes a joining reader took of the current message, or of the whole message it returned
+    /// last (see `Session::read_joining`): counted in the session's total of held messages.
+    pub(crate) partial_read: usize,
+    /// `partial_read` is a whole message the reader handed on: let go at its next read.
+    pub(crate) holds_message: bool,
+    /// Waits in the session's list of channels short of session credit.
+    pub(crate) session_blocked: bool,
+    /// Its writer waits in the session's list for room in the session send buffer.
+    pub(crate) waits_session_buffer: bool,
+    /// What resets and releases dropped, for the session's totals (taken by `Session::settle`).
+    pub(crate) dropped: Dropped,
+}
+
+/// Bytes a channel dropped without the application reading or the peer receiving them: the
+/// session gives their session credit back and takes them off its totals.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Dropped {
+    /// Received payload bytes dropped unread.
+    pub(crate) recv_bytes: usize,
+    /// What those unread chunks cost (bytes plus [`CHUNK_COST`] each).
+    pub(crate) recv_cost: usize,
+    /// Queued bytes dropped unsent.
+    pub(crate) send_bytes: usize,
 }
 
 /// The largest queue capacity (in messages) a channel's state keeps for reuse.
@@ -131,6 +154,11 @@ impl Channel {
             owes_window: false,
             cancel_after_fin: false,
             unread_cost: 0,
+            partial_read: 0,
+            holds_message: false,
+            session_blocked: false,
+            waits_session_buffer: false,
+            dropped: Dropped::default(),
         }
     }
 
@@ -177,37 +205,47 @@ impl Channel {
     ///
     /// A peer that returns credit a few bytes at a time must not get a frame per WINDOW: DATA
     /// waits until the credit covers [`MIN_CHUNK`] bytes or the rest of the message.
-    pub(crate) fn sendable(&self) -> bool {
+    /// `session` is the session credit left: a frame needs both.
+    pub(crate) fn sendable(&self, session: usize) -> bool {
         if self.pending_open.is_some() {
             return true;
         }
         match self.send {
             SendState::Open | SendState::Finishing => match self.send_queue.front() {
-                Some(front) => !self.front_blocked(front),
+                Some(front) => !self.front_blocked(front, self.credit.available().min(session)),
                 None => self.send == SendState::Finishing,
             },
             SendState::Finished | SendState::Reset => false,
         }
     }
 
-    /// Whether data waits to be sent and the credit does not cover the next frame (see
-    /// [`Channel::front_blocked`]).
-    pub(crate) fn credit_blocked(&self) -> bool {
+    /// Whether data waits to be sent and the credit (the channel's, and `session`'s) does not
+    /// cover the next frame (see [`Channel::front_blocked`]).
+    pub(crate) fn credit_blocked(&self, session: usize) -> bool {
         matches!(self.send, SendState::Open | SendState::Finishing)
             && self.pending_open.is_none()
-            && self.send_queue.front().is_some_and(|front| self.front_blocked(front))
+            && self.send_queue.front().is_some_and(|front| {
+                self.front_blocked(front, self.credit.available().min(session))
+            })
     }
 
-    /// Whether the credit does not cover the next frame of `front`, the message at the head of
+    /// Whether the channel could send with its own credit but the session credit left,
+    /// `session`, is too little: it waits for a WINDOW on channel 0.
+    pub(crate) fn blocked_by_session(&self, session: usize) -> bool {
+        self.credit_blocked(session) && !self.credit_blocked(usize::MAX)
+    }
+
+    /// Whether `credit` does not cover the next frame of `front`, the message at the head of
     /// the queue. An empty message needs no credit; otherwise a frame carries at least
     /// MIN_CHUNK bytes, or the rest of the message (PROTOCOL.md section 8).
-    fn front_blocked(&self, front: &Bytes) -> bool {
+    fn front_blocked(&self, front: &Bytes, credit: usize) -> bool {
         let rest = front.len() - self.send_offset;
-        rest > 0 && self.credit.available() < rest.min(MIN_CHUNK)
+        rest > 0 && credit < rest.min(MIN_CHUNK)
     }
 
     /// Builds the next frame: the OPEN if not yet sent, else DATA, with at most `max_payload`
-    /// bytes and no more than the credit. FIN rides on the frame that empties a finishing queue.
+    /// bytes and no more than the credit (the caller passes the session credit left as
+    /// `max_payload` when it is less). FIN rides on the frame that empties a finishing queue.
     pub(crate) fn next_frame(&mut self, max_payload: usize) -> Frame {
         let mut payload = Bytes::new();
         let mut eom = false;
@@ -246,9 +284,15 @@ impl Channel {
 
     /// Drops everything queued for sending (after a reset).
     pub(crate) fn clear_send(&mut self) {
+        self.dropped.send_bytes += self.queued;
         self.send_queue.clear();
         self.send_offset = 0;
         self.queued = 0;
+    }
+
+    /// What the unread chunks cost now: their bytes plus [`CHUNK_COST`] each.
+    pub(crate) fn unread_cost(&self) -> usize {
+        self.unread_cost
     }
 
     /// Queues received bytes for the application. `false` if the unread chunks would cost more
@@ -275,6 +319,8 @@ impl Channel {
 
     /// Drops unread data (after a reset).
     pub(crate) fn clear_recv(&mut self) {
+        self.dropped.recv_bytes += self.buffered;
+        self.dropped.recv_cost += self.unread_cost;
         self.recv_queue.clear();
         self.buffered = 0;
         self.unread_cost = 0;
@@ -283,6 +329,11 @@ impl Channel {
     /// Whether nothing received waits to be read.
     pub(crate) fn recv_drained(&self) -> bool {
         self.recv_queue.is_empty()
+    }
+
+    /// The first buffered chunk's length and whether it ends a message.
+    pub(crate) fn peek_recv(&self) -> Option<(usize, bool)> {
+        self.recv_queue.front().map(|c| (c.data.len(), c.eom))
     }
 
     /// Takes up to `max` bytes of the first buffered chunk.

@@ -3,12 +3,35 @@
 use std::time::Duration;
 
 use crate::budget::Budget;
+use crate::memory::MemoryBudget;
 use crate::settings::Settings;
 
 /// Limits and timers of one session. Every field has a documented default; the defaults are
 /// what [`Config::default`] returns.
 ///
-/// The first five fields are announced to the peer in SETTINGS; the rest are local policy.
+/// The first five fields and `session_window` are announced to the peer in SETTINGS; the rest
+/// are local policy.
+///
+/// # Memory a peer can make a session hold
+///
+/// Everything a peer can make this end buffer is bounded per session by
+///
+/// ```text
+///   max_session_window          unread received bytes, all channels together
+/// + 3 × session_window          their cost beyond the bytes: 64 per unread part
+/// + max_reassembly              messages `recv` holds: being joined, or handed on and not yet
+///                               followed by the next `recv` on their channel
+/// + max_session_send_buffer     queued for sending (replies the peer does not read)
+/// + one message                 accepted when nothing else is queued, whatever its size
+/// ```
+///
+/// With the defaults: 16 + 0.75 + 32 + 16 MiB and one message. Of this, only the announced
+/// `session_window` (256 KiB) with its chunk cost, as many bytes of held messages and the
+/// `session_send_buffer` (1 MiB) are given without asking: window growth, further held
+/// messages and further queued bytes are reserved from `memory_budget` when there is one. So
+/// sessions sharing a budget hold at most the budget plus, per session, `5 × session_window +
+/// session_send_buffer` and one message (2.25 MiB with the defaults); an idle session holds
+/// nothing.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
@@ -37,6 +60,43 @@ pub struct Config {
     /// Most channels opened by the peer that may be open at once; more are refused with LIMIT.
     /// Default 256, within the 100–512 of HTTP/2 servers.
     pub max_channels: u32,
+    /// Credit the whole session grants the peer at first, all channels together, in bytes: the
+    /// SESSION_WINDOW setting, what any peer may make this end hold unread before the window
+    /// grows. Default 256 KiB, one channel's window: a single bulk channel runs at its own
+    /// window's speed from the start, and a peer that opens every channel and reads nothing
+    /// makes the session hold 256 KiB, not `max_channels × initial_window` (64 MiB). At least
+    /// 65536 (the spec minimum).
+    pub session_window: u32,
+    /// The largest the session window grows to. It doubles when a quarter of it is read within
+    /// two round trips of the previous credit (the window, not the reader, limits the peer),
+    /// each growth reserved from `memory_budget` when there is one. Default 16 MiB: 64 bulk
+    /// channels with full windows on a fast path; on loopback the window rarely needs more than
+    /// a few MiB.
+    pub max_session_window: u32,
+    /// Bytes all channels together queue for sending freely (each channel is also bounded
+    /// by `send_buffer`); beyond it, up to `max_session_send_buffer`, only while the memory
+    /// budget has room (the excess is reserved from it), and writers wait otherwise. A lone
+    /// message is always accepted when nothing is queued, whatever its size. Default 1 MiB:
+    /// what a peer that makes this end answer and never reads piles up here at least; a few
+    /// channels whose readers stall fill it, and the budget lets the others go on.
+    pub session_send_buffer: u32,
+    /// The most all channels together queue for sending, with the budget's room (see
+    /// `session_send_buffer`). Without a budget, the bound itself. Default 16 MiB: 64
+    /// channels with full send buffers whose readers stalled do not stop the others.
+    pub max_session_send_buffer: u32,
+    /// Bytes of messages `recv` holds, all channels together: the parts of a message it is
+    /// joining, then the whole message it returned, until it is asked for the next message on
+    /// that channel (or the channel is dropped). The first `session_window` bytes are free, the
+    /// rest is reserved from `memory_budget` when there is one. A part that would pass the
+    /// limit resets its channel with LIMIT. Default 32 MiB, two messages of `max_message_size`
+    /// (or 512 handlers each holding a 64 KiB message). Streaming reads (`into_io`, the
+    /// `read` of proto) hand bytes on as they come, hold nothing and are not counted.
+    pub max_reassembly: u32,
+    /// The memory budget this session shares with others (a server's, see
+    /// `ServerConfig::memory_budget`): session-window growth and reassembly beyond the initial
+    /// grant are reserved from it. `None` (the default): no shared bound; each session is
+    /// bounded by the fields above.
+    pub memory_budget: Option<MemoryBudget>,
     /// Most bytes of metadata an incoming OPEN may carry; more is refused with LIMIT before
     /// anything is allocated for it. Default 16 KiB: room for tokens and request headers, and
     /// with `accept_backlog` a bound on what waiting opens hold (4 MiB by default).
@@ -96,6 +156,12 @@ impl Default for Config {
             max_frame_payload: 16 * 1024,
             max_message_size: 16 * 1024 * 1024,
             max_channels: 256,
+            session_window: 256 * 1024,
+            max_session_window: 16 * 1024 * 1024,
+            session_send_buffer: 1024 * 1024,
+            max_session_send_buffer: 16 * 1024 * 1024,
+            max_reassembly: 32 * 1024 * 1024,
+            memory_budget: None,
             max_metadata: 16 * 1024,
             accept_backlog: 256,
             send_buffer: 256 * 1024,
@@ -122,6 +188,7 @@ impl Config {
             max_frame_payload: self.max_frame_payload.max(d.max_frame_payload),
             max_message_size: self.max_message_size.max(d.max_message_size),
             max_channels: self.max_channels,
+            session_window: self.session_window.max(d.session_window),
         }
     }
 

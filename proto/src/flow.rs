@@ -1,8 +1,12 @@
-//! Per-channel flow control: how much the peer may still send us, and how much we may send.
+//! Flow control: how much the peer may still send us, and how much we may send, per channel
+//! and for the session as a whole.
 //!
 //! Credit is consumed by payload bytes (headers, OPEN routes and metadata are free) and given
 //! back when the APPLICATION reads, never when bytes merely arrive: a channel whose reader
-//! stalls stops its sender after one window, and nothing else stops with it.
+//! stalls stops its sender after one window, and nothing else stops with it. The session
+//! window bounds the sum: what one peer can make this end hold unread, on all channels.
+
+use crate::memory::MemoryBudget;
 
 /// The receiving side's view: what the peer may still send on one channel.
 #[derive(Debug, Clone)]
@@ -51,7 +55,98 @@ impl RecvWindow {
     }
 }
 
-/// The sending side's view: bytes the peer allows us to send on one channel.
+/// The receiving side's view of the whole session: what the peer may still send on all
+/// channels together, and how large that window is now.
+///
+/// The window starts at the announced SESSION_WINDOW, the grant every peer has. When the peer
+/// has used three quarters of it (the window, not the reader, may be what limits it; or a few
+/// channels hold unread data and the others need room), it doubles, up to `max`. What it grows
+/// beyond the initial grant is reserved from the shared [`MemoryBudget`] first, so growth stops
+/// when the budget is spent; [`SessionWindow::release`] gives it back when the session ends. A
+/// grown window is not shrunk: credit once given is the peer's to use.
+#[derive(Debug)]
+pub(crate) struct SessionWindow {
+    initial: u64,
+    size: u64,
+    max: u64,
+    available: u64,
+    unreturned: u64,
+    budget: Option<MemoryBudget>,
+}
+
+impl SessionWindow {
+    pub(crate) fn new(initial: u32, max: u32, budget: Option<MemoryBudget>) -> Self {
+        let initial = u64::from(initial);
+        SessionWindow {
+            initial,
+            size: initial,
+            max: u64::from(max).max(initial),
+            available: initial,
+            unreturned: 0,
+            budget,
+        }
+    }
+
+    /// The window now, in bytes.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The announced SESSION_WINDOW, in bytes.
+    pub(crate) fn initial(&self) -> u64 {
+        self.initial
+    }
+
+    /// Accounts for `len` received payload bytes; `false` if the peer exceeded its credit.
+    pub(crate) fn consume(&mut self, len: usize) -> bool {
+        match u64::try_from(len) {
+            Ok(len) if len <= self.available => {
+                self.available -= len;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Grows the window if the peer has less than a quarter of it left and the budget has
+    /// room; returns the credit to send for the growth (0 if none).
+    pub(crate) fn grow(&mut self) -> u32 {
+        if self.available >= self.size / 4 || self.size >= self.max {
+            return 0;
+        }
+        let want = self.size.min(self.max - self.size);
+        let grown = match &self.budget {
+            Some(budget) => budget.reserve_up_to(want),
+            None => want,
+        };
+        self.size += grown;
+        self.available += grown;
+        // `size` never passes `max`, a u32.
+        u32::try_from(grown).unwrap_or(u32::MAX)
+    }
+
+    /// Records that `len` received bytes were read (or discarded). Returns the credit to send
+    /// now, if any: batched until a quarter of the window is owed, as for channels.
+    pub(crate) fn on_read(&mut self, len: usize) -> Option<u32> {
+        self.unreturned += len as u64;
+        if self.unreturned < (self.size / 4).max(1) {
+            return None;
+        }
+        let credit = std::mem::take(&mut self.unreturned);
+        self.available += credit;
+        Some(u32::try_from(credit).unwrap_or(u32::MAX))
+    }
+
+    /// Gives the growth reserved from the budget back (the session ended); idempotent.
+    pub(crate) fn release(&mut self) {
+        if let Some(budget) = self.budget.take() {
+            budget.release(self.size - self.initial);
+        }
+    }
+}
+
+/// The sending side's view: bytes the peer allows us to send on one channel, or on the whole
+/// session.
 #[derive(Debug, Clone)]
 pub(crate) struct SendCredit {
     available: u64,
@@ -94,6 +189,29 @@ mod tests {
         assert_eq!(w.on_read(1), Some(250));
         assert!(w.consume(250));
         assert!(!w.consume(1));
+    }
+
+    #[test]
+    fn the_session_window_grows_when_nearly_used_and_within_the_budget() {
+        let budget = MemoryBudget::new(300);
+        let mut w = SessionWindow::new(100, 1000, Some(budget.clone()));
+        assert!(w.consume(75));
+        assert_eq!(w.grow(), 0, "a quarter is left");
+        assert!(w.consume(1));
+        assert_eq!(w.grow(), 100, "less than a quarter left: doubled, from the budget");
+        assert_eq!((w.size(), budget.used()), (200, 100));
+        assert!(w.consume(124));
+        assert!(!w.consume(1));
+        assert_eq!(w.grow(), 200, "the budget's rest");
+        assert!(w.consume(200));
+        assert_eq!(w.grow(), 0, "the budget is spent");
+        assert_eq!(w.size(), 400);
+        // Reads return credit in quarters of the window.
+        assert_eq!(w.on_read(99), None);
+        assert_eq!(w.on_read(1), Some(100));
+        w.release();
+        w.release();
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

@@ -251,7 +251,7 @@ impl Frame {
                 Frame::Open(Open { id, route, metadata, eom, fin, payload: r.buf.split_off(0) })
             }
             kind::WINDOW => {
-                on_channel("WINDOW")?;
+                // Channel id 0 credits the session as a whole (PROTOCOL.md section 8).
                 let increment = r.u32("WINDOW increment")?;
                 r.end("WINDOW")?;
                 if increment == 0 {
@@ -440,6 +440,7 @@ fn decode_settings(buf: &[u8]) -> Result<Settings, DecodeError> {
             settings::id::MAX_FRAME_PAYLOAD => s.max_frame_payload = value,
             settings::id::MAX_MESSAGE_SIZE => s.max_message_size = value,
             settings::id::MAX_CHANNELS => s.max_channels = value,
+            settings::id::SESSION_WINDOW => s.session_window = value,
             _ => {} // unknown settings are ignored (extensibility)
         }
     }
@@ -487,17 +488,26 @@ mod tests {
                 code: ErrorCode(c),
                 reason
             }),
-            (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
-                |(version, initial_window, max_frame_payload, max_message_size, max_channels)| {
-                    Frame::Settings(Settings {
+            (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>())
+                .prop_map(
+                    |(
                         version,
                         initial_window,
                         max_frame_payload,
                         max_message_size,
                         max_channels,
-                    })
-                }
-            ),
+                        session_window,
+                    )| {
+                        Frame::Settings(Settings {
+                            version,
+                            initial_window,
+                            max_frame_payload,
+                            max_message_size,
+                            max_channels,
+                            session_window,
+                        })
+                    }
+                ),
             (0x80u8.., any::<u32>())
                 .prop_map(|(kind, id)| Frame::Extension { kind, id: ChannelId(id) }),
         ]

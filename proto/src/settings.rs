@@ -21,6 +21,8 @@ pub mod id {
     pub const MAX_MESSAGE_SIZE: u16 = 0x04;
     /// Most channels opened by the peer that the announcing end keeps open at once.
     pub const MAX_CHANNELS: u16 = 0x05;
+    /// Credit the whole session starts with, in bytes, for the peer's sending on all channels.
+    pub const SESSION_WINDOW: u16 = 0x06;
 }
 
 /// What one end announces in its SETTINGS frame.
@@ -36,6 +38,8 @@ pub struct Settings {
     pub max_message_size: u32,
     /// Most concurrent peer-opened channels accepted (setting 0x05).
     pub max_channels: u32,
+    /// Initial session-wide credit granted to the peer, bytes (setting 0x06).
+    pub session_window: u32,
 }
 
 impl Settings {
@@ -47,15 +51,17 @@ impl Settings {
         max_frame_payload: 16 * 1024,
         max_message_size: 1024 * 1024,
         max_channels: 100,
+        session_window: 64 * 1024,
     };
 
-    pub(crate) fn entries(&self) -> [(u16, u32); 5] {
+    pub(crate) fn entries(&self) -> [(u16, u32); 6] {
         [
             (id::VERSION, self.version),
             (id::INITIAL_WINDOW, self.initial_window),
             (id::MAX_FRAME_PAYLOAD, self.max_frame_payload),
             (id::MAX_MESSAGE_SIZE, self.max_message_size),
             (id::MAX_CHANNELS, self.max_channels),
+            (id::SESSION_WINDOW, self.session_window),
         ]
     }
 
@@ -73,6 +79,9 @@ impl Settings {
         }
         if self.max_message_size < d.max_message_size {
             return Err("max message size below the minimum of 1048576");
+        }
+        if self.session_window < d.session_window {
+            return Err("session window below the minimum of 65536");
         }
         Ok(())
     }

@@ -99,23 +99,24 @@ fn control_frames_go_before_data() {
     pair.client.send(bulk, pattern(4, 200 * KIB)).expect("send bulk");
     pair.clear_wire();
     pair.transmit_n(Side::Client, 1);
-    // Now three control frames become due: a RESET, a PING answer and a WINDOW.
+    // Now control frames become due: a RESET, a PING answer and WINDOWs (session, channel).
     pair.client.reset(doomed, ErrorCode::CANCEL, "no longer needed");
     pair.advance(Duration::from_secs(15));
     pair.server.handle_timeout(pair.now);
     pair.transmit(Side::Server);
     pair.deliver(Side::Server);
     read_bytes(&mut pair.client, down, 64 * KIB);
-    pair.transmit_n(Side::Client, 4);
+    pair.transmit_n(Side::Client, 5);
 
     let sent: Vec<&Frame> = pair.sent(Side::Client).collect();
     assert!(matches!(sent[0], Frame::Data(d) if d.id == bulk));
     assert!(matches!(sent[1], Frame::Reset { id, code: ErrorCode::CANCEL, .. } if *id == doomed));
     assert!(matches!(sent[2], Frame::Ping { ack: true, .. }));
+    assert!(matches!(sent[3], Frame::Window { id: ChannelId::SESSION, increment: 65536 }));
     assert!(
-        matches!(sent[3], Frame::Window { id, increment } if *id == down && *increment == 65536)
+        matches!(sent[4], Frame::Window { id, increment } if *id == down && *increment == 65536)
     );
-    assert!(matches!(sent[4], Frame::Data(d) if d.id == bulk));
+    assert!(matches!(sent[5], Frame::Data(d) if d.id == bulk));
 }
 
 // ----- flow control -----
@@ -155,12 +156,12 @@ fn credit_returns_only_when_the_application_reads() {
     let windows = |pair: &Pair| {
         pair.sent(Side::Server)
             .filter_map(|f| match f {
-                Frame::Window { id, increment } => Some((*id, *increment)),
+                Frame::Window { id, increment } if !id.is_session() => Some((*id, *increment)),
                 _ => None,
             })
             .collect::<Vec<_>>()
     };
-    assert_eq!(windows(&pair), [], "arrival alone returns no credit");
+    assert_eq!(windows(&pair), [], "arrival alone returns no channel credit");
     assert_eq!(payload_bytes(pair.sent(Side::Client), id), 256 * KIB);
 
     read_bytes(&mut pair.server, id, 64 * KIB - 1);

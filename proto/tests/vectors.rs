@@ -119,6 +119,7 @@ fn frame_of(f: &Value) -> Frame {
             max_frame_payload: u32_of(f, "max_frame_payload"),
             max_message_size: u32_of(f, "max_message_size"),
             max_channels: u32_of(f, "max_channels"),
+            session_window: u32_of(f, "session_window"),
         }),
         "EXTENSION" => {
             let kind = u8::try_from(u32_of(f, "kind")).expect("extension kind is one octet");
@@ -223,7 +224,14 @@ fn every_session_vector_gets_its_answer() {
             other => panic!("{name}: unknown side {other:?}"),
         };
         let t0 = Instant::now();
-        let mut session = Session::new(side, Config::default(), t0);
+        let mut config = Config::default();
+        if let Some(c) = v.get("config") {
+            // A vector may fix the receiver's session window (so its growth cannot hide an
+            // overflow).
+            config.session_window = u32_of(c, "session_window");
+            config.max_session_window = u32_of(c, "max_session_window");
+        }
+        let mut session = Session::new(side, config, t0);
         let frames = v["peer_frames"].as_array().unwrap_or_else(|| panic!("{name}: no frames"));
         for hex in frames {
             let hex = hex.as_str().unwrap_or_else(|| panic!("{name}: a frame is not a string"));

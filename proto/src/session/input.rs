@@ -23,6 +23,7 @@ impl Session {
         if self.state == State::Closed {
             return;
         }
+        self.now = self.now.max(now);
         self.stats.frames_received += 1;
         self.stats.bytes_received += msg.len() as u64;
         match Frame::decode(msg) {
@@ -81,6 +82,7 @@ impl Session {
         if self.state == State::Closed {
             return;
         }
+        self.now = self.now.max(now);
         if let Err(timeout) = self.keepalive.on_timeout(now) {
             self.fail(SessionError::KeepaliveTimeout(timeout));
             return;
@@ -129,6 +131,8 @@ impl Session {
         if let Err(why) = s.validate() {
             return self.violation(ErrorCode::PROTOCOL, why);
         }
+        // Until now the session credit was the default; it grows to what the peer announced.
+        self.send_session.grant(s.session_window - self.peer.session_window);
         // Channels opened before the SETTINGS assumed the default window; top them up.
         let delta = s.initial_window - self.peer.initial_window;
         let mut overflow = false;
@@ -144,6 +148,7 @@ impl Session {
         for id in ids {
             self.schedule(id);
         }
+        self.unblock_session();
         self.events.push_back(Event::OpenCapacity);
     }
 
@@ -159,6 +164,11 @@ impl Session {
             return self.violation(ErrorCode::PROTOCOL, "OPEN reuses or decreases a channel id");
         }
         self.last_peer_id = id.0;
+        // The data part takes session credit whatever becomes of the channel; a channel never
+        // had any before its OPEN, so its own credit is checked with the rest, below.
+        if !self.consume_session(payload.len()) {
+            return self.violation(ErrorCode::FLOW_CONTROL, "data exceeds the session's credit");
+        }
         let refusal = if self.state != State::Open {
             Some((ErrorCode::REFUSED, "session is going away"))
         } else if metadata.len() > self.config.max_metadata as usize {
@@ -176,6 +186,7 @@ impl Session {
             if !self.local_resets.take(now) {
                 return self.violation(ErrorCode::LIMIT, "too many refused opens");
             }
+            self.session_bytes_done(payload.len());
             return self.push_reset(id, code, reason, true);
         }
         let ch = self.new_channel(id);
@@ -184,8 +195,10 @@ impl Session {
         self.stats.channels_accepted += 1;
         self.accept_queue.push_back(Incoming { id, route: route.into_owned(), metadata });
         self.events.push_back(Event::Incoming);
-        if !payload.is_empty() || eom || fin {
-            self.on_data(now, id, payload, eom, fin);
+        let len = payload.len();
+        if (!payload.is_empty() || eom || fin) && !self.on_channel_data(now, id, payload, eom, fin)
+        {
+            self.session_bytes_done(len);
         }
     }
 
@@ -194,49 +207,87 @@ impl Session {
         if len > self.local.max_frame_payload as usize {
             return self.violation(ErrorCode::PROTOCOL, "frame payload exceeds max frame payload");
         }
+        // Every payload byte takes session credit, whatever the frame's fate: bytes dropped
+        // below (a channel reset or gone) give it back at once.
+        if !self.consume_session(len) {
+            return self.violation(ErrorCode::FLOW_CONTROL, "data exceeds the session's credit");
+        }
+        if !self.on_channel_data(now, id, payload, eom, fin) {
+            self.session_bytes_done(len);
+        }
+    }
+
+    /// DATA, or an accepted OPEN's data part, once its session credit is accounted for.
+    /// Returns whether the payload went into the channel's queue: if not, it was dropped, and
+    /// the caller gives its session credit back.
+    #[must_use]
+    fn on_channel_data(
+        &mut self,
+        now: Instant,
+        id: ChannelId,
+        payload: Bytes,
+        eom: bool,
+        fin: bool,
+    ) -> bool {
+        let len = payload.len();
         // A frame that carries nothing (no byte, no end of message, no FIN) is only work for us
         // (CVE-2019-9518). Empty messages carry an event; their memory is bounded per channel.
         if len == 0 && !eom && !fin {
             self.empty_frames += 1;
             if self.empty_frames > self.config.max_empty_frames {
-                return self.violation(ErrorCode::LIMIT, "too many empty DATA frames");
+                self.violation(ErrorCode::LIMIT, "too many empty DATA frames");
+                return false;
             }
         } else if len > 0 {
             self.empty_frames = 0;
         }
         let max_message = self.local.max_message_size as usize;
         let Some(ch) = self.channels.get_mut(&id) else {
-            return self.unknown_channel(id, "DATA");
+            self.unknown_channel(id, "DATA");
+            return false;
         };
         if ch.pending_open.is_some() {
-            return self.violation(ErrorCode::PROTOCOL, "DATA on a channel not yet opened");
+            self.violation(ErrorCode::PROTOCOL, "DATA on a channel not yet opened");
+            return false;
         }
         match ch.recv {
             RecvState::Open => {}
             // Both directions are over: the frame is dropped, the good data before FIN kept.
-            RecvState::Finished if ch.wire_done() => return,
+            RecvState::Finished if ch.wire_done() => return false,
             RecvState::Finished => {
-                return self.local_reset(now, id, ErrorCode::STREAM_CLOSED, "data after FIN");
+                self.local_reset(now, id, ErrorCode::STREAM_CLOSED, "data after FIN");
+                return false;
             }
             // Reset by us while the peer was still sending: drop quietly.
-            RecvState::Reset => return,
+            RecvState::Reset => return false,
         }
         if !ch.window.consume(len) {
-            return self.violation(ErrorCode::FLOW_CONTROL, "data exceeds the channel's credit");
+            self.violation(ErrorCode::FLOW_CONTROL, "data exceeds the channel's credit");
+            return false;
         }
         ch.msg_len += len;
         if ch.msg_len > max_message {
-            return self.local_reset(now, id, ErrorCode::LIMIT, "message exceeds max message size");
+            self.local_reset(now, id, ErrorCode::LIMIT, "message exceeds max message size");
+            return false;
         }
         if fin && !eom && ch.msg_len > 0 {
-            return self.local_reset(now, id, ErrorCode::PROTOCOL, "FIN inside a message");
+            self.local_reset(now, id, ErrorCode::PROTOCOL, "FIN inside a message");
+            return false;
         }
         if eom {
             ch.msg_len = 0;
         }
-        if !ch.push_recv(payload, eom, self.local.initial_window as usize) {
-            return self.local_reset(now, id, ErrorCode::LIMIT, "too many small unread messages");
+        let cost = ch.unread_cost();
+        // Unread chunks on all channels together cost at most the session window (their bytes)
+        // plus three initial windows (their per-chunk cost), not charged to any budget.
+        let cap = self.recv_session.size() + 3 * self.recv_session.initial();
+        let session_full = (!payload.is_empty() || eom)
+            && (self.unread_cost + len + crate::channel::CHUNK_COST) as u64 > cap;
+        if session_full || !ch.push_recv(payload, eom, self.local.initial_window as usize) {
+            self.local_reset(now, id, ErrorCode::LIMIT, "too many small unread messages");
+            return false;
         }
+        self.unread_cost += ch.unread_cost() - cost;
         if fin {
             ch.recv = RecvState::Finished;
         }
@@ -244,9 +295,16 @@ impl Session {
         if fin {
             self.settle(id);
         }
+        true
     }
 
     fn on_window(&mut self, id: ChannelId, increment: u32) {
+        if id.is_session() {
+            if !self.send_session.grant(increment) {
+                return self.violation(ErrorCode::FLOW_CONTROL, "session credit exceeds 2^32-1");
+            }
+            return self.unblock_session();
+        }
         let Some(ch) = self.channels.get_mut(&id) else {
             return self.unknown_channel(id, "WINDOW");
         };

@@ -23,6 +23,7 @@ use crate::channel::{Channel, Chunk, RecvState, SendState};
 use crate::code::ErrorCode;
 use crate::config::Config;
 use crate::error::{ChannelError, OpenError, SessionError};
+use crate::flow::{SendCredit, SessionWindow};
 use crate::frame::{self, Frame};
 use crate::id::{ChannelId, Side};
 use crate::id_hash::IdHash;
@@ -112,6 +113,16 @@ pub struct Stats {
     /// Channels whose state is held now: open on the wire, or ended but not yet released by
     /// the application. Returns to 0 once every channel has ended and been dropped.
     pub held_channels: usize,
+    /// The session receive window now: the announced SESSION_WINDOW plus its growth.
+    pub session_window: u64,
+    /// What unread received data costs now, all channels: the bytes plus 64 per unread part.
+    /// The bytes are at most `session_window`, the whole at most `session_window` plus three
+    /// times the announced SESSION_WINDOW.
+    pub unread_cost: usize,
+    /// Bytes joining readers (`Channel::recv`) hold of unfinished messages now.
+    pub reassembly_bytes: u64,
+    /// Bytes queued for sending now, all channels.
+    pub queued_bytes: usize,
 }
 
 /// How often channels are checked for a stall: a quarter of the timeout, at least 1 ms (a
@@ -177,6 +188,29 @@ pub struct Session {
     /// The next look for channels stalled on credit (with `Config::send_stall_timeout`).
     stall_check: Option<Instant>,
 
+    /// What the peer may still send on all channels together, and our window's size.
+    recv_session: SessionWindow,
+    /// What this end may still send on all channels together.
+    send_session: SendCredit,
+    /// Session credit read and not yet sent in a WINDOW on channel 0.
+    session_credit_owed: u32,
+    /// Channels with data and channel credit, waiting for session credit.
+    session_blocked: VecDeque<ChannelId>,
+    /// Bytes queued for sending on all channels, and how much of that (beyond
+    /// `Config::session_send_buffer`) is reserved from the memory budget.
+    queued_total: usize,
+    queued_reserved: u64,
+    /// Channels whose writer waits for room in the session send buffer.
+    session_writers: Vec<ChannelId>,
+    /// What unread chunks cost on all channels (bytes plus `CHUNK_COST` each).
+    unread_cost: usize,
+    /// Bytes joining readers hold of unfinished messages, all channels, and how much of that is
+    /// reserved from the memory budget.
+    reassembly: u64,
+    reassembly_reserved: u64,
+    /// The latest instant an input or output call passed in (for reads, which take none).
+    now: Instant,
+
     control: VecDeque<Frame>,
     pong: Option<[u8; 8]>,
     window_queue: VecDeque<ChannelId>,
@@ -225,6 +259,21 @@ impl Session {
             goaway_received: false,
             drain_deadline: None,
             stall_check: config.send_stall_timeout.and_then(|t| now.checked_add(stall_period(t))),
+            recv_session: SessionWindow::new(
+                local.session_window,
+                config.max_session_window,
+                config.memory_budget.clone(),
+            ),
+            send_session: SendCredit::new(Settings::DEFAULT.session_window),
+            session_credit_owed: 0,
+            session_blocked: VecDeque::new(),
+            queued_total: 0,
+            queued_reserved: 0,
+            session_writers: Vec::new(),
+            unread_cost: 0,
+            reassembly: 0,
+            reassembly_reserved: 0,
+            now,
             control,
             pong: None,
             window_queue: VecDeque::new(),
@@ -306,6 +355,10 @@ impl Session {
             smoothed_rtt: self.keepalive.smoothed_rtt,
             open_channels: self.local_count + self.peer_count,
             held_channels: self.channels.len(),
+            session_window: self.recv_session.size(),
+            unread_cost: self.unread_cost,
+            reassembly_bytes: self.reassembly,
+            queued_bytes: self.queued_total,
             ..self.stats.clone()
         }
     }
@@ -343,6 +396,7 @@ impl Session {
         let mut ch = self.new_channel(id);
         ch.pending_open = Some(Box::new((route, metadata)));
         if let Some(m) = first {
+            self.queued_grew(m.len());
             ch.enqueue(m);
         }
         if fin {
@@ -402,11 +456,19 @@ impl Session {
     pub fn poll_writable(&mut self, id: ChannelId) -> Result<bool, ChannelError> {
         // At least one message may always be queued, whatever the configured buffer.
         let limit = (self.config.send_buffer as usize).max(1);
+        let session_room = self.session_send_room();
         let ch = self.sendable_channel(id)?;
-        if ch.queued < limit {
+        if ch.queued >= limit {
+            ch.wake_writer_at = Some(limit.saturating_sub(1));
+            return Ok(false);
+        }
+        if session_room {
             return Ok(true);
         }
-        ch.wake_writer_at = Some(limit.saturating_sub(1));
+        if !ch.waits_session_buffer {
+            ch.waits_session_buffer = true;
+            self.session_writers.push(id);
+        }
         Ok(false)
     }
 
@@ -432,7 +494,9 @@ impl Session {
         if msg.len() > max as usize {
             return Err(ChannelError::MessageTooLarge { size: msg.len(), max });
         }
+        let len = msg.len();
         ch.enqueue(msg);
+        self.queued_grew(len);
         self.schedule(id);
         Ok(())
     }
@@ -459,12 +523,40 @@ impl Session {
         Ok(())
     }
 
-    /// Reads up to `max` bytes of the next message part on `id`, giving the credit back.
+    /// Reads up to `max` bytes of the next message part on `id`, giving the credit back. For
+    /// a reader that streams what it reads on (a byte stream, a file): what it holds is its own.
     pub fn read(&mut self, id: ChannelId, max: usize) -> Result<Read, ChannelError> {
+        self.read_part(id, max, false)
+    }
+
+    /// [`Session::read`] for a reader that joins the parts of a message before it hands the
+    /// message on (as `Channel::recv` does): what it takes counts as read for credit (so a
+    /// message larger than the windows completes), and against the session's bound on held
+    /// messages (`Config::max_reassembly`, beyond the initial grant reserved from the memory
+    /// budget) until the reader asks for the next message on the channel, or releases it: the
+    /// parts of an unfinished message, then the whole message it handed on. A part that would
+    /// pass the bound resets the channel with LIMIT, and this returns that error.
+    pub fn read_joining(&mut self, id: ChannelId, max: usize) -> Result<Read, ChannelError> {
+        self.read_part(id, max, true)
+    }
+
+    fn read_part(
+        &mut self,
+        id: ChannelId,
+        max: usize,
+        joining: bool,
+    ) -> Result<Read, ChannelError> {
+        let max = max.max(1);
+        if joining {
+            self.join_next_part(id, max)?;
+        }
         let ch = self.channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
-        if let Some(chunk) = ch.pop_recv(max.max(1)) {
+        let cost = ch.unread_cost();
+        if let Some(chunk) = ch.pop_recv(max) {
+            self.unread_cost -= cost - ch.unread_cost();
+            let len = chunk.data.len();
             if ch.recv == RecvState::Open {
-                if let Some(credit) = ch.window.on_read(chunk.data.len()) {
+                if let Some(credit) = ch.window.on_read(len) {
                     ch.credit_owed = ch.credit_owed.saturating_add(credit);
                     if !ch.owes_window {
                         ch.owes_window = true;
@@ -472,6 +564,7 @@ impl Session {
                     }
                 }
             }
+            self.session_bytes_done(len);
             return Ok(Read::Chunk(chunk));
         }
         match ch.recv {
@@ -603,6 +696,7 @@ impl Session {
     /// The next WebSocket binary message to send: control frames first (SETTINGS, RESET,
     /// GOAWAY, PING answers, PINGs, WINDOW), then one frame per channel with data, round-robin.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
+        self.now = self.now.max(now);
         let frame = self.next_transmit(now)?;
         Some(frame.to_bytes())
     }
@@ -612,6 +706,7 @@ impl Session {
     /// WebSocket fragment of its own (RFC 6455 section 5.4) instead of copying it behind its
     /// header.
     pub fn poll_transmit_frame(&mut self, now: Instant) -> Option<Frame> {
+        self.now = self.now.max(now);
         self.next_transmit(now)
     }
 
@@ -640,6 +735,10 @@ impl Session {
         if self.keepalive.due {
             return Some(Frame::Ping { ack: false, payload: self.keepalive.take_ping(now) });
         }
+        if self.session_credit_owed > 0 {
+            let increment = std::mem::take(&mut self.session_credit_owed);
+            return Some(Frame::Window { id: ChannelId::SESSION, increment });
+        }
         while let Some(id) = self.window_queue.pop_front() {
             let Some(ch) = self.channels.get_mut(&id) else { continue };
             ch.owes_window = false;
@@ -650,19 +749,36 @@ impl Session {
         }
         let max_payload = self.peer.max_frame_payload.min(self.local.max_frame_payload) as usize;
         while let Some(id) = self.ready.pop_front() {
+            let session = self.send_session.available();
             let Some(ch) = self.channels.get_mut(&id) else { continue };
             ch.scheduled = false;
-            if !ch.sendable() {
+            if !ch.sendable(session) {
+                if !ch.session_blocked && ch.blocked_by_session(session) {
+                    ch.session_blocked = true;
+                    self.session_blocked.push_back(id);
+                }
                 continue;
             }
-            let frame = ch.next_frame(max_payload);
-            if ch.send == SendState::Finished && std::mem::take(&mut ch.cancel_after_fin) {
+            let frame = ch.next_frame(max_payload.min(session));
+            let sent = match &frame {
+                Frame::Data(d) => d.payload.len(),
+                Frame::Open(o) => o.payload.len(),
+                _ => 0,
+            };
+            let cancel = ch.send == SendState::Finished && std::mem::take(&mut ch.cancel_after_fin);
+            self.send_session.spend(sent);
+            self.queued_shrank(sent);
+            if cancel {
                 self.reset(id, ErrorCode::CANCEL, "channel dropped");
             }
+            let session = self.send_session.available();
             let Some(ch) = self.channels.get_mut(&id) else { return Some(frame) };
-            if ch.sendable() {
+            if ch.sendable(session) {
                 ch.scheduled = true;
                 self.ready.push_back(id);
+            } else if !ch.session_blocked && ch.blocked_by_session(session) {
+                ch.session_blocked = true;
+                self.session_blocked.push_back(id);
             }
             if ch.wake_writer_at.is_some_and(|at| ch.queued <= at) {
                 ch.wake_writer_at = None;
@@ -680,6 +796,7 @@ impl Session {
             || (self.state != State::Closed
                 && (self.pong.is_some()
                     || self.keepalive.due
+                    || self.session_credit_owed > 0
                     || !self.window_queue.is_empty()
                     || !self.ready.is_empty()))
     }
@@ -708,8 +825,9 @@ impl Session {
         let Some(timeout) = self.config.send_stall_timeout else { return };
         self.stall_check = now.checked_add(stall_period(timeout));
         let mut expired = Vec::new();
+        let session = self.send_session.available();
         for ch in self.channels.values_mut() {
-            if !ch.credit_blocked() {
+            if !ch.credit_blocked(session) {
                 ch.stalled_since = None;
             } else if ch
                 .stalled_since
@@ -727,11 +845,170 @@ impl Session {
     }
 
     fn schedule(&mut self, id: ChannelId) {
+        let session = self.send_session.available();
         if let Some(ch) = self.channels.get_mut(&id) {
-            if !ch.scheduled && ch.sendable() {
+            if ch.scheduled {
+                return;
+            }
+            if ch.sendable(session) {
                 ch.scheduled = true;
                 self.ready.push_back(id);
+            } else if !ch.session_blocked && ch.blocked_by_session(session) {
+                ch.session_blocked = true;
+                self.session_blocked.push_back(id);
             }
+        }
+    }
+
+    /// Session credit arrived: the channels that waited for it go back to the round-robin.
+    fn unblock_session(&mut self) {
+        for _ in 0..self.session_blocked.len() {
+            let Some(id) = self.session_blocked.pop_front() else { break };
+            if let Some(ch) = self.channels.get_mut(&id) {
+                ch.session_blocked = false;
+            }
+            self.schedule(id);
+        }
+    }
+
+    /// Whether all channels together may queue another message: below the session send
+    /// buffer, or below its maximum with room in the memory budget; and a lone message always.
+    fn session_send_room(&self) -> bool {
+        let (free, max) = (self.config.session_send_buffer, self.config.max_session_send_buffer);
+        let queued = self.queued_total;
+        queued == 0
+            || queued < free as usize
+            || queued < max as usize
+                && self.config.memory_budget.as_ref().is_none_or(|b| b.used() < b.limit())
+    }
+
+    /// `len` more bytes are queued for sending: what passes the session send buffer is
+    /// reserved from the memory budget (as much as it has).
+    fn queued_grew(&mut self, len: usize) {
+        self.queued_total += len;
+        let over =
+            (self.queued_total as u64).saturating_sub(self.config.session_send_buffer.into());
+        let need = over.saturating_sub(self.queued_reserved);
+        if need > 0 {
+            if let Some(budget) = &self.config.memory_budget {
+                self.queued_reserved += budget.reserve_up_to(need);
+            }
+        }
+    }
+
+    /// `len` fewer bytes are queued (sent or dropped): the reservation they no longer need
+    /// goes back, and writers waiting for room are woken if there is some.
+    fn queued_shrank(&mut self, len: usize) {
+        self.queued_total -= len;
+        let over =
+            (self.queued_total as u64).saturating_sub(self.config.session_send_buffer.into());
+        let excess = self.queued_reserved.saturating_sub(over);
+        if excess > 0 {
+            self.queued_reserved -= excess;
+            if let Some(budget) = &self.config.memory_budget {
+                budget.release(excess);
+            }
+        }
+        self.wake_session_writers();
+    }
+
+    /// Wakes the writers that waited for room in the session send buffer, once it has some.
+    fn wake_session_writers(&mut self) {
+        if self.session_writers.is_empty() || !self.session_send_room() {
+            return;
+        }
+        for id in std::mem::take(&mut self.session_writers) {
+            if let Some(ch) = self.channels.get_mut(&id) {
+                ch.waits_session_buffer = false;
+            }
+            self.events.push_back(Event::Writable(id));
+        }
+    }
+
+    /// Takes `len` bytes of the peer's session credit; `false` (a FLOW_CONTROL violation) if it
+    /// had less. The window may grow now (see `SessionWindow::grow`).
+    pub(crate) fn consume_session(&mut self, len: usize) -> bool {
+        if !self.recv_session.consume(len) {
+            return false;
+        }
+        let grown = self.recv_session.grow();
+        self.session_credit_owed = self.session_credit_owed.saturating_add(grown);
+        true
+    }
+
+    /// `len` received bytes were read or discarded: their session credit goes back (batched).
+    fn session_bytes_done(&mut self, len: usize) {
+        if len == 0 || self.state == State::Closed {
+            return;
+        }
+        if let Some(credit) = self.recv_session.on_read(len) {
+            self.session_credit_owed = self.session_credit_owed.saturating_add(credit);
+        }
+    }
+
+    /// A joining read of `id` is about to take a part of at most `max` bytes: the message it
+    /// returned last is let go of, and the part is counted (or, past the bound, the channel is
+    /// reset with LIMIT and the error returned).
+    fn join_next_part(&mut self, id: ChannelId, max: usize) -> Result<(), ChannelError> {
+        let ch = self.channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
+        if std::mem::take(&mut ch.holds_message) {
+            let held = std::mem::take(&mut ch.partial_read);
+            self.release_reassembly(held);
+        }
+        let ch = self.channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
+        let Some((len, eom)) = ch.peek_recv() else { return Ok(()) };
+        let part = len.min(max);
+        if !self.reserve_reassembly(part) {
+            let reason = "messages held over the session's bound";
+            self.local_reset(self.now, id, ErrorCode::LIMIT, reason);
+            let ch = self.channels.get(&id).ok_or(ChannelError::Unknown)?;
+            return Err(ch.failure());
+        }
+        if let Some(ch) = self.channels.get_mut(&id) {
+            ch.partial_read += part;
+            ch.holds_message = eom && len <= max;
+        }
+        Ok(())
+    }
+
+    /// Counts `len` more bytes held by joining readers; `false` (nothing counted) if that
+    /// passes `Config::max_reassembly` or the memory budget has no room for it.
+    fn reserve_reassembly(&mut self, len: usize) -> bool {
+        let total = self.reassembly + len as u64;
+        if total > u64::from(self.config.max_reassembly) {
+            return false;
+        }
+        let free = u64::from(self.local.session_window);
+        let need = total.saturating_sub(free).saturating_sub(self.reassembly_reserved);
+        if need > 0 {
+            match &self.config.memory_budget {
+                Some(budget) if !budget.reserve_exact(need) => return false,
+                _ => self.reassembly_reserved += need,
+            }
+        }
+        self.reassembly = total;
+        true
+    }
+
+    /// Joining readers hold `len` fewer bytes: what the budget no longer covers goes back.
+    fn release_reassembly(&mut self, len: usize) {
+        self.reassembly = self.reassembly.saturating_sub(len as u64);
+        let needed = self.reassembly.saturating_sub(u64::from(self.local.session_window));
+        let excess = self.reassembly_reserved.saturating_sub(needed);
+        if excess > 0 {
+            self.reassembly_reserved -= excess;
+            if let Some(budget) = &self.config.memory_budget {
+                budget.release(excess);
+            }
+        }
+    }
+
+    /// Gives back everything reserved from the memory budget (the session ended).
+    fn release_budget(&mut self) {
+        self.recv_session.release();
+        if let Some(budget) = &self.config.memory_budget {
+            budget.release(std::mem::take(&mut self.reassembly_reserved));
+            budget.release(std::mem::take(&mut self.queued_reserved));
         }
     }
 
@@ -743,6 +1020,18 @@ impl Session {
     /// After a state change of `id`: stop counting it once both directions are over on the
     /// wire, free it once the application released it too, and see whether a drain is done.
     fn settle(&mut self, id: ChannelId) {
+        let Some(ch) = self.channels.get_mut(&id) else { return };
+        let dropped = std::mem::take(&mut ch.dropped);
+        let partial = match ch.recv == RecvState::Reset || ch.released {
+            true => std::mem::take(&mut ch.partial_read),
+            false => 0,
+        };
+        if dropped.recv_bytes + dropped.recv_cost + dropped.send_bytes + partial > 0 {
+            self.unread_cost -= dropped.recv_cost;
+            self.queued_shrank(dropped.send_bytes);
+            self.release_reassembly(partial);
+            self.session_bytes_done(dropped.recv_bytes);
+        }
         let Some(ch) = self.channels.get_mut(&id) else { return };
         if ch.counted && ch.wire_done() && ch.pending_open.is_none() {
             ch.counted = false;
@@ -908,8 +1197,15 @@ impl Session {
         }
         self.state = State::Closed;
         self.error = error;
+        self.release_budget();
         self.drain_deadline = None;
         self.events.push_back(Event::Closed);
         self.events.push_back(Event::OpenCapacity);
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.release_budget();
     }
 }
