@@ -38,38 +38,29 @@ impl MemoryBudget {
 
     /// Reserves up to `want` bytes; returns how many it reserved (0 when the budget is spent).
     pub(crate) fn reserve_up_to(&self, want: u64) -> u64 {
-        let mut used = self.0.used.load(Ordering::Relaxed);
-        loop {
-            let grant = want.min(self.0.limit.saturating_sub(used));
-            if grant == 0 {
-                return 0;
-            }
-            match self.0.used.compare_exchange_weak(
-                used,
-                used + grant,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return grant,
-                Err(now) => used = now,
-            }
-        }
+        self.reserve(|room| want.min(room))
     }
 
     /// Reserves exactly `want` bytes, or nothing.
     pub(crate) fn reserve_exact(&self, want: u64) -> bool {
+        want == 0 || self.reserve(|room| if room >= want { want } else { 0 }) == want
+    }
+
+    /// Reserves what `grant` makes of the room left (nothing if it says 0), atomically.
+    fn reserve(&self, grant: impl Fn(u64) -> u64) -> u64 {
         let mut used = self.0.used.load(Ordering::Relaxed);
         loop {
-            if self.0.limit.saturating_sub(used) < want {
-                return false;
+            let n = grant(self.0.limit.saturating_sub(used));
+            if n == 0 {
+                return 0;
             }
             match self.0.used.compare_exchange_weak(
                 used,
-                used + want,
+                used + n,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return true,
+                Ok(_) => return n,
                 Err(now) => used = now,
             }
         }
