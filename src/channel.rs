@@ -261,6 +261,11 @@ impl Channel {
 
     /// Queues `last` (if any) and FIN at once, whatever the send buffer holds, so both leave in
     /// one frame: how an RPC call ends, without waiting.
+    /// Whether a message of `len` bytes could be sent now (see `wsmux_proto::Session::check_send`).
+    pub(crate) fn check_send(&self, len: usize) -> Result<(), Error> {
+        self.shared.lock().proto.check_send(self.id, len).map_err(Into::into)
+    }
+
     pub(crate) fn send_last_now(&mut self, last: Option<Bytes>) -> Result<(), Error> {
         let mut inner = self.shared.lock();
         let queued = match last {

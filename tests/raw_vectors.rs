@@ -27,6 +27,8 @@ use wsmux::{ChannelError, Error};
 
 type Ws = WebSocketStream<TcpStream>;
 
+const MIB: usize = 1024 * 1024;
+
 /// The session vectors for an endpoint with the default config: a vector with a `config` of
 /// its own (a fixed session window) is run by proto's vector test, which sets it.
 fn vectors() -> Vec<Value> {
@@ -186,7 +188,6 @@ fn every_client_side_session_vector_over_a_real_websocket() {
 #[test]
 fn a_message_above_max_message_size_resets_its_channel_with_limit_and_the_session_lives() {
     run(async {
-        const MIB: usize = 1024 * 1024;
         let mut config = ServerConfig::default();
         // The smallest MAX_MESSAGE_SIZE allowed, and a window that holds two such messages, so
         // the raw client needs no WINDOW to send them.
@@ -268,5 +269,34 @@ fn a_message_above_max_message_size_resets_its_channel_with_limit_and_the_sessio
         }
         ch.send(Bytes::from_static(b"still here")).await.unwrap();
         assert_eq!(ch.recv().await.unwrap().as_deref(), Some(&b"still here"[..]));
+    });
+}
+
+/// PROTOCOL.md section 5 (issue 16e): a client that accepts 1 MiB sends `echo` a message of
+/// 1 MiB + 1 byte and finishes. The echo cannot be sent back; the client must see the channel
+/// reset with LIMIT, never a clean end with the message missing.
+#[test]
+fn an_echo_the_peer_cannot_accept_ends_in_a_reset_not_a_clean_end() {
+    run(async {
+        let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await.unwrap();
+        let url = format!("ws://{}/mux", server.local_addr());
+        let mut config = wsmux::Config::default();
+        config.protocol.max_message_size = MIB as u32;
+        let (client, driver) = wsmux::client::connect(&url, config).await.unwrap();
+        wsmux::spawn(driver);
+        async_std::task::spawn(wsmux::interop::serve(server.accept().await.unwrap()));
+        let mut ch = client.open("echo").await.unwrap();
+        ch.finish_with(Bytes::from(vec![1u8; MIB + 1])).await.unwrap();
+        match ch.recv().await {
+            Err(Error::Channel(ChannelError::Reset { code, .. })) => {
+                assert_eq!(code, ErrorCode::LIMIT)
+            }
+            other => panic!("expected a reset with LIMIT, got {other:?}"),
+        }
+        // A message that fits still comes back, with a clean end.
+        let mut ch = client.open("echo").await.unwrap();
+        ch.finish_with(Bytes::from(vec![2u8; MIB])).await.unwrap();
+        assert_eq!(ch.recv().await.unwrap().map(|m| m.len()), Some(MIB));
+        assert_eq!(ch.recv().await.unwrap(), None);
     });
 }

@@ -102,6 +102,9 @@ pub(crate) struct Channel {
     pub(crate) partial_read: usize,
     /// `partial_read` is a whole message the reader handed on: let go at its next read.
     pub(crate) holds_message: bool,
+    /// A message was refused as larger than the peer accepts: the sending direction may not
+    /// end with a clean FIN.
+    pub(crate) lost_message: bool,
     /// Waits in the session's list of channels short of session credit.
     pub(crate) session_blocked: bool,
     /// Its writer waits in the session's list for room in the session send buffer.
@@ -156,6 +159,7 @@ impl Channel {
             unread_cost: 0,
             partial_read: 0,
             holds_message: false,
+            lost_message: false,
             session_blocked: false,
             waits_session_buffer: false,
             dropped: Dropped::default(),

@@ -107,7 +107,11 @@ impl CallChannel {
         })
     }
 
+    /// Sends one streamed answer. One larger than the caller accepts is not attempted: the
+    /// error ends the call with a RESOURCE_EXHAUSTED status (a refused send would turn the end
+    /// into a reset).
     async fn send(&self, msg: Bytes) -> Result<(), Error> {
+        self.lock().check_send(msg.len())?;
         poll_fn(|cx| self.lock().poll_send_ready(cx)).await?;
         self.lock().start_send(msg).map_err(|e| e.error)
     }
@@ -116,12 +120,19 @@ impl CallChannel {
     /// than the caller accepts becomes a RESOURCE_EXHAUSTED status.
     fn finish(&self, last: Option<Bytes>) {
         let mut ch = self.lock();
-        if let Err(e @ Error::Channel(ChannelError::MessageTooLarge { .. })) =
-            ch.send_last_now(last)
-        {
-            let status = Status::from_error(&e);
-            let _ = ch.send_last_now(Some(status_message(status.code(), status.message())));
-        }
+        // Checked before it is sent: a refused send would make the end a reset (LIMIT) instead
+        // of the status that says why.
+        let last = match last {
+            Some(msg) => match ch.check_send(msg.len()) {
+                Err(e @ Error::Channel(ChannelError::MessageTooLarge { .. })) => {
+                    let status = Status::from_error(&e);
+                    Some(status_message(status.code(), status.message()))
+                }
+                _ => Some(msg),
+            },
+            None => None,
+        };
+        let _ = ch.send_last_now(last);
     }
 }
 

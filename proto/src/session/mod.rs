@@ -135,6 +135,10 @@ fn stall_period(timeout: Duration) -> Duration {
 /// section 6): the peer may announce a MAX_CHANNELS below the spec default.
 const OPENS_BEFORE_SETTINGS: u32 = 1;
 
+/// The reason of the RESET that ends a sending direction after a message was refused as larger
+/// than the peer accepts (see [`Session::send`]).
+const LOST_MESSAGE: &str = "a message exceeded the peer's MAX_MESSAGE_SIZE and was not sent";
+
 /// States of channels gone kept for new ones: enough for a burst of calls, little memory
 /// (a few hundred bytes each).
 const MAX_SPARE_CHANNELS: usize = 8;
@@ -488,10 +492,17 @@ impl Session {
 
     /// Queues one message on `id`. It does not check the send buffer: call
     /// [`Session::poll_writable`] first to respect it.
+    ///
+    /// A message larger than the peer's MAX_MESSAGE_SIZE is refused with
+    /// [`ChannelError::MessageTooLarge`], and the channel remembers it: its sending direction
+    /// can no longer end cleanly (a later [`Session::finish`] or [`Session::release`] resets
+    /// it with LIMIT instead of FIN), so the peer never sees a clean end with a message
+    /// missing. Use [`Session::check_send`] first to choose another answer instead.
     pub fn send(&mut self, id: ChannelId, msg: Bytes) -> Result<(), ChannelError> {
         let max = self.peer.max_message_size;
         let ch = self.sendable_channel(id)?;
         if msg.len() > max as usize {
+            ch.lost_message = true;
             return Err(ChannelError::MessageTooLarge { size: msg.len(), max });
         }
         let len = msg.len();
@@ -499,6 +510,22 @@ impl Session {
         self.queued_grew(len);
         self.schedule(id);
         Ok(())
+    }
+
+    /// Whether [`Session::send`] would take a message of `len` bytes on `id` (the channel can
+    /// send, and the peer accepts the size), without any effect.
+    pub fn check_send(&self, id: ChannelId, len: usize) -> Result<(), ChannelError> {
+        let ch = self.channels.get(&id).ok_or(ChannelError::Unknown)?;
+        match ch.send {
+            SendState::Open => {}
+            SendState::Finishing | SendState::Finished => return Err(ChannelError::Finished),
+            SendState::Reset => return Err(ch.failure()),
+        }
+        let max = self.peer.max_message_size;
+        match len > max as usize {
+            true => Err(ChannelError::MessageTooLarge { size: len, max }),
+            false => Ok(()),
+        }
     }
 
     fn sendable_channel(&mut self, id: ChannelId) -> Result<&mut Channel, ChannelError> {
@@ -514,6 +541,11 @@ impl Session {
     /// harmless.
     pub fn finish(&mut self, id: ChannelId) -> Result<(), ChannelError> {
         let ch = self.channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
+        if ch.lost_message && ch.send == SendState::Open {
+            self.reset(id, ErrorCode::LIMIT, LOST_MESSAGE);
+            let ch = self.channels.get(&id).ok_or(ChannelError::Unknown)?;
+            return Err(ch.failure());
+        }
         match ch.send {
             SendState::Open => ch.send = SendState::Finishing,
             SendState::Finishing | SendState::Finished => return Ok(()),
@@ -618,6 +650,10 @@ impl Session {
             }
             // Finished but not yet sent: the RESET must not overtake the data and FIN.
             (RecvState::Open, SendState::Finishing) => ch.cancel_after_fin = true,
+            // A message was refused as too large: the end must not look clean.
+            (_, SendState::Open) if ch.lost_message => {
+                self.reset(id, ErrorCode::LIMIT, LOST_MESSAGE);
+            }
             (_, SendState::Open) => {
                 ch.send = SendState::Finishing;
                 self.schedule(id);
