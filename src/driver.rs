@@ -96,6 +96,12 @@ const LEASE_TICK: Duration = Duration::from_millis(10);
 /// Payloads from this size on are sent as a separate WebSocket fragment instead of being
 /// copied next to their header. Below it, the copy is cheaper than a second WebSocket frame.
 const FRAGMENT_FROM: usize = 4 * 1024;
+/// Frames this small are packed with the small frames written right after them (PROTOCOL.md
+/// section 4.8): one WebSocket message, one header, one mask and one receiver wake-up for all.
+const PACK_FRAME_MAX: usize = FRAGMENT_FROM;
+/// The most bytes one PACK holds: what the scheduler takes per lock, so packing never holds a
+/// frame back; a receiver accepts far larger messages.
+const PACK_MAX: usize = BATCH_BYTES;
 
 /// The future that runs one connection. Spawn it (or `.await` it) for the session to make
 /// progress; it completes when the session has ended and the WebSocket is closed.
@@ -887,7 +893,11 @@ where
                 }
             }
             let Some(frame) = self.outbox.pop_front() else { break };
-            if let Err(e) = self.send_frame(&frame) {
+            let sent = match self.outbox.front() {
+                Some(next) if packable(&frame) && packable(next) => self.send_pack(frame),
+                _ => self.send_frame(&frame),
+            };
+            if let Err(e) = sent {
                 self.write_failed(shared, &e.to_string());
                 return false;
             }
@@ -970,6 +980,26 @@ where
         self.ws.start_send_unpin(Message::Frame(first))?;
         let last = Frame::message(payload, OpCode::Data(OpData::Continue), true);
         self.ws.start_send_unpin(Message::Frame(last))
+    }
+
+    /// Hands `first` and the small frames that follow it in the outbox to the WebSocket as ONE
+    /// message, a PACK, up to [`PACK_MAX`] bytes. Only frames already taken are packed: none
+    /// waits for company.
+    fn send_pack(&mut self, first: ProtoFrame) -> Result<(), WsError> {
+        let buf = &mut self.encode_buf;
+        buf.reserve(PACK_MAX + 2 * PACK_FRAME_MAX);
+        wsmux_proto::frame::encode_pack_header(buf);
+        wsmux_proto::frame::encode_pack_entry(&first, buf);
+        while let Some(next) = self.outbox.front() {
+            if !packable(next) || buf.len() + 2 + next.encoded_len() > PACK_MAX {
+                break;
+            }
+            if let Some(next) = self.outbox.pop_front() {
+                wsmux_proto::frame::encode_pack_entry(&next, buf);
+            }
+        }
+        let bytes = buf.split().freeze();
+        self.ws.start_send_unpin(Message::Binary(bytes))
     }
 
     fn write_failed(&mut self, shared: &Shared, reason: &str) {
@@ -1094,4 +1124,9 @@ impl<S> Drop for Cell<S> {
         inner.dispatch_events();
         inner.wake_all();
     }
+}
+
+/// Whether `frame` is small enough to share a PACK with others.
+fn packable(frame: &ProtoFrame) -> bool {
+    frame.encoded_len() <= PACK_FRAME_MAX
 }

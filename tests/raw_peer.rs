@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::collections::VecDeque;
+
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::WebSocketStream;
 use bytes::Bytes;
@@ -13,11 +15,18 @@ use wsmux::proto::frame::{Data, Open};
 use wsmux::proto::{ErrorCode, Frame, Settings};
 use wsmux::{OpenOptions, SessionError};
 
-/// The next wsmux frame the client sends (WebSocket control messages skipped).
-async fn next_frame(ws: &mut WebSocketStream<async_std::net::TcpStream>) -> Frame {
+/// The next wsmux frame the client sends (WebSocket control messages skipped): from `pending`,
+/// the rest of a PACK already read, or from the next message.
+async fn next_frame(
+    ws: &mut WebSocketStream<async_std::net::TcpStream>,
+    pending: &mut VecDeque<Frame>,
+) -> Frame {
     loop {
+        if let Some(frame) = pending.pop_front() {
+            return frame;
+        }
         match ws.next().await.unwrap().unwrap() {
-            Message::Binary(b) => return Frame::decode(b).unwrap(),
+            Message::Binary(b) => pending.extend(frames_in(b)),
             Message::Ping(_) | Message::Pong(_) => continue,
             other => panic!("unexpected {other:?}"),
         }
@@ -32,7 +41,8 @@ async fn opened(
     let (mut ws, client) = raw_server_and_client().await;
     ws.send(Message::Binary(Frame::Settings(Settings::DEFAULT).to_bytes())).await.unwrap();
     let ch = client.open_with(options).await.unwrap();
-    while !matches!(next_frame(&mut ws).await, Frame::Open(_)) {}
+    let mut pending = VecDeque::new();
+    while !matches!(next_frame(&mut ws, &mut pending).await, Frame::Open(_)) {}
     (ws, client, ch)
 }
 
@@ -40,11 +50,13 @@ async fn opened(
 fn open_with_a_message_and_fin_is_one_websocket_message() {
     run(async {
         let (mut ws, client) = raw_server_and_client().await;
-        assert!(matches!(next_frame(&mut ws).await, Frame::Settings(_)));
-        assert!(matches!(next_frame(&mut ws).await, Frame::Ping { ack: false, .. }));
+        let mut pending = VecDeque::new();
+        assert!(matches!(next_frame(&mut ws, &mut pending).await, Frame::Settings(_)));
+        let ping = next_frame(&mut ws, &mut pending).await;
+        assert!(matches!(ping, Frame::Ping { ack: false, .. }));
         let options = OpenOptions::new("kv.get").metadata("m").message("key").finish();
         let _ch = client.open_with(options).await.unwrap();
-        let frame = next_frame(&mut ws).await;
+        let frame = next_frame(&mut ws, &mut pending).await;
         assert_eq!(
             frame,
             Frame::Open(Open {
@@ -91,9 +103,11 @@ fn a_text_message_ends_the_session_with_protocol_and_close_1002() {
         while let Some(Ok(msg)) = ws.next().await {
             match msg {
                 Message::Binary(b) => {
-                    if let Ok(Frame::GoAway { code, .. }) = Frame::decode(b) {
-                        assert_eq!(code, ErrorCode::PROTOCOL);
-                        saw_goaway = true;
+                    for frame in frames_in(b) {
+                        if let Frame::GoAway { code, .. } = frame {
+                            assert_eq!(code, ErrorCode::PROTOCOL);
+                            saw_goaway = true;
+                        }
                     }
                 }
                 Message::Close(Some(frame)) => {
@@ -166,13 +180,16 @@ fn a_drain_that_ends_with_a_later_write_batch_closes_at_once() {
         let (mut data, mut fin_seen) = (0, false);
         loop {
             match ws.next().await {
-                Some(Ok(Message::Binary(b))) => match Frame::decode(b).unwrap() {
-                    Frame::Data(d) if d.id == ch.id() => {
-                        data += d.payload.len();
-                        fin_seen |= d.fin;
+                Some(Ok(Message::Binary(b))) => {
+                    for frame in frames_in(b) {
+                        if let Frame::Data(d) = frame.clone() {
+                            if d.id == ch.id() {
+                                data += d.payload.len();
+                                fin_seen |= d.fin;
+                            }
+                        }
                     }
-                    _ => {}
-                },
+                }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             }

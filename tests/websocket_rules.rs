@@ -83,8 +83,11 @@ async fn until_close(tcp: &mut TcpStream) -> (Option<ErrorCode>, Option<u16>) {
         tcp.read_exact(&mut payload).await.unwrap();
         match h[0] & 0x0f {
             0x2 => {
-                if let Ok(Frame::GoAway { code, .. }) = Frame::decode(Bytes::from(payload)) {
-                    goaway = Some(code);
+                let frames = wsmux::proto::frame::frames_of(Bytes::from(payload));
+                for frame in frames.into_iter().flatten().flatten() {
+                    if let Frame::GoAway { code, .. } = frame {
+                        goaway = Some(code);
+                    }
                 }
             }
             0x8 => return (goaway, payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]))),

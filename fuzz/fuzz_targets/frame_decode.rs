@@ -1,12 +1,13 @@
-//! The frame decoder, and the RPC profile's decoders, on arbitrary bytes: no panic, and
-//! whatever decodes re-encodes to something that decodes to the same value.
+//! The frame decoder (a message as a receiver reads it: one frame or a PACK of several), and the
+//! RPC profile's decoders, on arbitrary bytes: no panic, and whatever decodes re-encodes to
+//! something that decodes to the same value.
 
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use wsmux_proto::rpc::{CallHeader, CallMessage, MAX_STATUS_TEXT};
-use wsmux_proto::Frame;
+use wsmux_proto::{frame, Frame};
 
 fuzz_target!(|data: &[u8]| {
     let bytes = Bytes::copy_from_slice(data);
@@ -14,6 +15,23 @@ fuzz_target!(|data: &[u8]| {
         let again = Frame::decode(frame.to_bytes()).expect("an encoded frame decodes");
         assert_eq!(again, frame, "decode(encode(frame)) differs");
         assert_eq!(frame.encoded_len(), frame.to_bytes().len());
+    }
+    let frames = frame::frames_of(bytes.clone()).and_then(|f| f.collect::<Result<Vec<_>, _>>());
+    if let Ok(frames) = frames {
+        // Packed again (the ones a PACK can hold), they unpack to the same frames.
+        let packable: Vec<&Frame> =
+            frames.iter().filter(|f| f.encoded_len() <= frame::MAX_PACK_ENTRY).collect();
+        if !packable.is_empty() {
+            let mut buf = bytes::BytesMut::new();
+            frame::encode_pack_header(&mut buf);
+            for f in &packable {
+                frame::encode_pack_entry(f, &mut buf);
+            }
+            let again: Vec<Frame> = frame::frames_of(buf.freeze())
+                .and_then(|f| f.collect())
+                .expect("an encoded pack unpacks");
+            assert!(again.iter().eq(packable.iter().copied()), "unpack(pack(frames)) differs");
+        }
     }
     if let Ok(header) = CallHeader::decode(&bytes) {
         assert_eq!(CallHeader::decode(&header.encode()).as_ref(), Ok(&header));

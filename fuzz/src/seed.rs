@@ -30,7 +30,7 @@ fn main() {
 
     let frames = corpus("frame_decode");
     let mut n = 0;
-    for file in ["frames.json", "invalid.json", "rpc.json"] {
+    for file in ["frames.json", "invalid.json", "packs.json", "rpc.json"] {
         for case in load(file) {
             for hex in hex_fields(&case) {
                 fs::write(frames.join(format!("{}-{n}", name(&case))), hex).expect("write");

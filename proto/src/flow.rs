@@ -61,7 +61,8 @@ impl RecvWindow {
 /// The window starts at the announced SESSION_WINDOW, the grant every peer has. When the peer
 /// has used three quarters of it (the window, not the reader, may be what limits it; or a few
 /// channels hold unread data and the others need room), it doubles, up to `max`. What it grows
-/// beyond the initial grant is reserved from the shared [`MemoryBudget`] first, so growth stops
+/// beyond the initial grant is reserved from the shared [`MemoryBudget`] first (twice: the bytes
+/// and the most their unread parts cost beyond them), so growth stops
 /// when the budget is spent; [`SessionWindow::release`] gives it back when the session ends. A
 /// grown window is not shrunk: credit once given is the peer's to use.
 #[derive(Debug)]
@@ -92,11 +93,6 @@ impl SessionWindow {
         self.size
     }
 
-    /// The announced SESSION_WINDOW, in bytes.
-    pub(crate) fn initial(&self) -> u64 {
-        self.initial
-    }
-
     /// Accounts for `len` received payload bytes; `false` if the peer exceeded its credit.
     pub(crate) fn consume(&mut self, len: usize) -> bool {
         match u64::try_from(len) {
@@ -115,8 +111,10 @@ impl SessionWindow {
             return 0;
         }
         let want = self.size.min(self.max - self.size);
+        // Twice the growth is reserved: the bytes, and what their unread parts may cost beyond
+        // them (at most as much again, see `Session::handle_message`).
         let grown = match &self.budget {
-            Some(budget) => budget.reserve_up_to(want),
+            Some(budget) => budget.reserve_up_to(2 * want) / 2,
             None => want,
         };
         self.size += grown;
@@ -140,7 +138,7 @@ impl SessionWindow {
     /// Gives the growth reserved from the budget back (the session ended); idempotent.
     pub(crate) fn release(&mut self) {
         if let Some(budget) = self.budget.take() {
-            budget.release(self.size - self.initial);
+            budget.release(2 * (self.size - self.initial));
         }
     }
 }
@@ -198,17 +196,17 @@ mod tests {
         assert!(w.consume(75));
         assert_eq!(w.grow(), 0, "a quarter is left");
         assert!(w.consume(1));
-        assert_eq!(w.grow(), 100, "less than a quarter left: doubled, from the budget");
-        assert_eq!((w.size(), budget.used()), (200, 100));
+        assert_eq!(w.grow(), 100, "less than a quarter left: doubled, twice that reserved");
+        assert_eq!((w.size(), budget.used()), (200, 200));
         assert!(w.consume(124));
         assert!(!w.consume(1));
-        assert_eq!(w.grow(), 200, "the budget's rest");
-        assert!(w.consume(200));
+        assert_eq!(w.grow(), 50, "what the budget's rest covers twice");
+        assert!(w.consume(50));
         assert_eq!(w.grow(), 0, "the budget is spent");
-        assert_eq!(w.size(), 400);
+        assert_eq!((w.size(), budget.used()), (250, 300));
         // Reads return credit in quarters of the window.
-        assert_eq!(w.on_read(99), None);
-        assert_eq!(w.on_read(1), Some(100));
+        assert_eq!(w.on_read(61), None);
+        assert_eq!(w.on_read(1), Some(62));
         w.release();
         w.release();
         assert_eq!(budget.used(), 0);

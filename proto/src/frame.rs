@@ -47,8 +47,10 @@ pub mod kind {
     pub const GOAWAY: u8 = 0x05;
     /// The first frame of each end.
     pub const SETTINGS: u8 = 0x06;
+    /// Several frames in one WebSocket message (see [`super::frames_of`]); never inside one.
+    pub const PACK: u8 = 0x07;
     /// Types from here up to 0x7F are reserved: receiving one is a protocol error.
-    pub const RESERVED_MIN: u8 = 0x07;
+    pub const RESERVED_MIN: u8 = 0x08;
     /// Types from here up are extensions: a receiver that does not know one ignores it.
     pub const EXTENSION_MIN: u8 = 0x80;
 }
@@ -170,6 +172,9 @@ pub enum DecodeError {
     /// SETTINGS whose length is not a multiple of 6, or without a version.
     #[error("malformed settings: {0}")]
     BadSettings(&'static str),
+    /// A PACK without entries, or a PACK inside a PACK.
+    #[error("malformed pack: {0}")]
+    BadPack(&'static str),
 }
 
 impl DecodeError {
@@ -288,6 +293,7 @@ impl Frame {
                 on_session("SETTINGS")?;
                 Frame::Settings(decode_settings(&r.buf)?)
             }
+            kind::PACK => return Err(DecodeError::BadPack("a PACK inside a PACK")),
             k if k >= kind::EXTENSION_MIN => Frame::Extension { kind: k, id },
             k => return Err(DecodeError::ReservedType(k)),
         };
@@ -383,6 +389,78 @@ impl Frame {
                 Frame::Extension { .. } => 0,
             }
     }
+}
+
+/// Largest frame a PACK entry holds: its length is a `u16`.
+pub const MAX_PACK_ENTRY: usize = u16::MAX as usize;
+
+/// The frames one WebSocket message carries: the message itself, or each entry of a PACK, in
+/// order. A PACK's header is checked here (6 bytes, channel id 0, at least one entry); each
+/// entry is checked as it is reached, so the frames before a malformed entry come out first,
+/// as they would have as messages of their own.
+///
+/// ```text
+///  PACK: 0x07 | flags (ignored) | 0x00000000 | { length u16 | frame (length bytes) } ...
+/// ```
+pub fn frames_of(msg: Bytes) -> Result<Frames, DecodeError> {
+    if msg.first() != Some(&kind::PACK) {
+        return Ok(Frames { single: Some(msg), entries: Bytes::new() });
+    }
+    let mut r = Reader { buf: msg };
+    let head = r.take(HEADER_LEN, "header")?;
+    let id = u32::from_be_bytes([head[2], head[3], head[4], head[5]]);
+    if id != 0 {
+        return Err(DecodeError::WrongChannel("PACK", id));
+    }
+    if r.buf.is_empty() {
+        return Err(DecodeError::BadPack("a PACK without frames"));
+    }
+    Ok(Frames { single: None, entries: r.buf })
+}
+
+/// The iterator of [`frames_of`].
+#[derive(Debug)]
+pub struct Frames {
+    single: Option<Bytes>,
+    entries: Bytes,
+}
+
+impl Iterator for Frames {
+    type Item = Result<Frame, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(msg) = self.single.take() {
+            return Some(Frame::decode(msg));
+        }
+        if self.entries.is_empty() {
+            return None;
+        }
+        let mut r = Reader { buf: std::mem::take(&mut self.entries) };
+        let entry = r
+            .u16("PACK entry length")
+            .and_then(|len| r.take(usize::from(len), "PACK entry"))
+            .and_then(Frame::decode);
+        // After an error nothing more is read: the session has ended.
+        self.entries = if entry.is_ok() { r.buf } else { Bytes::new() };
+        Some(entry)
+    }
+}
+
+/// Starts a PACK in `buf`: its header. Entries follow with [`encode_pack_entry`]; a PACK holds
+/// at least one.
+pub fn encode_pack_header(buf: &mut BytesMut) {
+    header(buf, kind::PACK, 0, ChannelId::SESSION);
+}
+
+/// Appends `frame` to the PACK being written in `buf`, with its length.
+///
+/// # Panics
+///
+/// If the frame is longer than [`MAX_PACK_ENTRY`]: such a frame goes as a message of its own.
+pub fn encode_pack_entry(frame: &Frame, buf: &mut BytesMut) {
+    let len = u16::try_from(frame.encoded_len()).expect("a packed frame fits a u16 length");
+    buf.put_u16(len);
+    frame.encode(buf);
 }
 
 /// Writes the 6-byte header.

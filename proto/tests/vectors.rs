@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::Value;
-use wsmux_proto::frame::{Data, Open};
+use wsmux_proto::frame::{self, Data, Open};
 use wsmux_proto::rpc::{CallHeader, CallMessage, Code};
 use wsmux_proto::{ChannelId, Config, DecodeError, ErrorCode, Frame, Session, Settings, Side};
 
@@ -139,6 +139,7 @@ fn error_name(e: &DecodeError) -> &'static str {
         DecodeError::ZeroIncrement => "ZeroIncrement",
         DecodeError::NotUtf8(_) => "NotUtf8",
         DecodeError::BadSettings(_) => "BadSettings",
+        DecodeError::BadPack(_) => "BadPack",
         _ => "unknown DecodeError variant",
     }
 }
@@ -189,12 +190,45 @@ fn every_vector_encodes_back_to_its_bytes() {
 }
 
 #[test]
+fn every_pack_vector_unpacks_to_its_frames_and_packs_back() {
+    let vectors = load("packs.json");
+    assert!(!vectors.is_empty());
+    for v in &vectors {
+        let name = text_of(v, "name");
+        assert!(!text_of(v, "meaning").is_empty(), "{name}: no meaning");
+        let frames: Vec<Frame> = frame::frames_of(bytes_of(v, "hex"))
+            .and_then(|f| f.collect())
+            .unwrap_or_else(|e| panic!("{name}: does not unpack: {e}"));
+        let expected: Vec<Frame> = v["frames"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no frames"))
+            .iter()
+            .map(|hex| Frame::decode(Bytes::from(unhex(hex.as_str().unwrap()))).unwrap())
+            .collect();
+        assert_eq!(frames, expected, "{name}: unpacks to other frames");
+        let mut buf = bytes::BytesMut::new();
+        frame::encode_pack_header(&mut buf);
+        for f in &expected {
+            frame::encode_pack_entry(f, &mut buf);
+        }
+        assert_eq!(
+            buf.as_ref(),
+            unhex(text_of(v, "hex")).as_slice(),
+            "{name}: packs to other bytes"
+        );
+    }
+}
+
+#[test]
 fn every_invalid_vector_is_rejected_with_its_error() {
     let vectors = load("invalid.json");
     for v in &vectors {
         let name = text_of(v, "name");
-        let err = match Frame::decode(bytes_of(v, "hex")) {
-            Ok(frame) => panic!("{name}: decoded as {frame:?}"),
+        // As a receiver reads a message: one frame, or the frames of a PACK.
+        let frames =
+            frame::frames_of(bytes_of(v, "hex")).and_then(|f| f.collect::<Result<Vec<_>, _>>());
+        let err = match frames {
+            Ok(frames) => panic!("{name}: decoded as {frames:?}"),
             Err(e) => e,
         };
         assert_eq!(error_name(&err), text_of(v, "error"), "{name}: wrong error ({err})");
@@ -209,6 +243,7 @@ fn every_invalid_vector_is_rejected_with_its_error() {
         "ZeroIncrement",
         "NotUtf8",
         "BadSettings",
+        "BadPack",
     ] {
         assert!(errors.contains(e), "no invalid vector for {e}");
     }

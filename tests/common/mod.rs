@@ -222,3 +222,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TestIo<S> {
         Pin::new(&mut self.inner).poll_close(cx)
     }
 }
+
+/// The wsmux frames of one WebSocket message: the message itself, or the frames of its PACK.
+pub fn frames_in(msg: bytes::Bytes) -> Vec<wsmux::proto::Frame> {
+    wsmux::proto::frame::frames_of(msg)
+        .and_then(|frames| frames.collect::<Result<Vec<_>, _>>())
+        .expect("the endpoint sends well-formed frames")
+}

@@ -11,24 +11,34 @@ use super::{Event, Incoming, Session, State};
 use crate::channel::RecvState;
 use crate::code::ErrorCode;
 use crate::error::{ChannelError, SessionError};
-use crate::frame::{Frame, Open};
+use crate::frame::{self, Frame, Open};
 use crate::id::ChannelId;
 use crate::settings::{Settings, VERSION};
 
 impl Session {
     // ----- input -----
 
-    /// Handles one received WebSocket binary message.
+    /// Handles one received WebSocket binary message: one frame, or a PACK of several, handled
+    /// in order as if each had come alone.
     pub fn handle_message(&mut self, now: Instant, msg: Bytes) {
         if self.state == State::Closed {
             return;
         }
         self.now = self.now.max(now);
-        self.stats.frames_received += 1;
         self.stats.bytes_received += msg.len() as u64;
-        match Frame::decode(msg) {
-            Ok(frame) => self.handle_frame(now, frame),
-            Err(e) => self.fail(SessionError::from_decode(&e)),
+        let frames = match frame::frames_of(msg) {
+            Ok(frames) => frames,
+            Err(e) => return self.fail(SessionError::from_decode(&e)),
+        };
+        for frame in frames {
+            self.stats.frames_received += 1;
+            match frame {
+                Ok(frame) => self.handle_frame(now, frame),
+                Err(e) => return self.fail(SessionError::from_decode(&e)),
+            }
+            if self.state == State::Closed {
+                return;
+            }
         }
     }
 
@@ -278,9 +288,9 @@ impl Session {
             ch.msg_len = 0;
         }
         let cost = ch.unread_cost();
-        // Unread chunks on all channels together cost at most the session window (their bytes)
-        // plus three initial windows (their per-chunk cost), not charged to any budget.
-        let cap = self.recv_session.size() + 3 * self.recv_session.initial();
+        // Unread chunks on all channels together cost at most twice the session window: their
+        // bytes, and as much again for their parts (a window of 64-byte messages fits).
+        let cap = 2 * self.recv_session.size();
         let session_full = (!payload.is_empty() || eom)
             && (self.unread_cost + len + crate::channel::CHUNK_COST) as u64 > cap;
         if session_full || !ch.push_recv(payload, eom, self.local.initial_window as usize) {

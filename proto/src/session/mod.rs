@@ -86,9 +86,9 @@ pub enum Read {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Frames (WebSocket messages) transmitted.
+    /// Frames transmitted (a PACK counts as the frames it holds).
     pub frames_sent: u64,
-    /// Frames received.
+    /// Frames received (a PACK counts as the frames it holds).
     pub frames_received: u64,
     /// Bytes of frames transmitted, headers included.
     pub bytes_sent: u64,
@@ -116,8 +116,7 @@ pub struct Stats {
     /// The session receive window now: the announced SESSION_WINDOW plus its growth.
     pub session_window: u64,
     /// What unread received data costs now, all channels: the bytes plus 64 per unread part.
-    /// The bytes are at most `session_window`, the whole at most `session_window` plus three
-    /// times the announced SESSION_WINDOW.
+    /// The bytes are at most `session_window`, the whole at most twice `session_window`.
     pub unread_cost: usize,
     /// Bytes joining readers (`Channel::recv`) hold of unfinished messages now.
     pub reassembly_bytes: u64,
