@@ -303,6 +303,17 @@ impl Channel {
         inner.after_command();
     }
 
+    /// Stops reading: what the peer sent and was not read is dropped, and the peer is told to
+    /// stop sending (STOP, PROTOCOL.md section 4.9; a browser's `readable.cancel(code)`). The
+    /// peer's writes then fail with [`crate::ChannelError::Stopped`]; this side may go on sending
+    /// and finish as usual. Receiving afterwards fails with
+    /// [`crate::ChannelError::LocallyStopped`].
+    pub fn stop_receiving(&mut self, code: ErrorCode, reason: &str) {
+        let mut inner = self.shared.lock();
+        inner.proto.stop_receiving(self.id, code, reason);
+        inner.after_command();
+    }
+
     /// Turns the channel into a byte stream (`AsyncRead + AsyncWrite`) for tunnels and
     /// protocols that do their own framing. Message boundaries are ignored when reading; each
     /// write is sent as one message.

@@ -644,3 +644,60 @@ fn an_open_waiting_at_the_channel_limit_goes_out_whole_once_a_channel_ends() {
         assert_eq!(second.recv().await.unwrap().unwrap(), "done");
     });
 }
+
+/// STOP (PROTOCOL.md section 4.9, issue 16h): a reader that stops reading ends only the peer's
+/// sending direction. The peer's writer fails with `Stopped` and the code; the stopping side
+/// still sends, finishes, and the peer reads it all.
+#[test]
+fn stop_receiving_ends_only_the_peers_sending_direction() {
+    run(async {
+        let (client, server) = pair().await;
+        let served = async_std::task::spawn(async move {
+            let mut ch = server.accept().await.unwrap().accept();
+            // Sends until the client stops it.
+            let block = Bytes::from(vec![9u8; 16 * 1024]);
+            let stopped = loop {
+                match ch.send(block.clone()).await {
+                    Ok(()) => continue,
+                    Err(e) => break e.error,
+                }
+            };
+            // Its receiving direction goes on: everything the client sends, then its FIN.
+            let mut got = Vec::new();
+            while let Some(msg) = ch.recv().await.unwrap() {
+                got.push(msg);
+            }
+            (stopped, got)
+        });
+        let mut ch = client.open("down").await.unwrap();
+        assert_eq!(ch.recv().await.unwrap().map(|m| m.len()), Some(16 * 1024));
+        ch.stop_receiving(ErrorCode(0x100), "enough");
+        match ch.recv().await {
+            Err(wsmux::Error::Channel(ChannelError::LocallyStopped { code, .. })) => {
+                assert_eq!(code, ErrorCode(0x100))
+            }
+            other => panic!("expected LocallyStopped, got {other:?}"),
+        }
+        ch.send(Bytes::from_static(b"one")).await.unwrap();
+        ch.send(Bytes::from_static(b"two")).await.unwrap();
+        ch.finish().await.unwrap();
+        let (stopped, got) = served.await;
+        match stopped {
+            wsmux::Error::Channel(ChannelError::Stopped { code, reason }) => {
+                assert_eq!((code, reason.as_str()), (ErrorCode(0x100), "enough"))
+            }
+            other => panic!("expected Stopped, got {other:?}"),
+        }
+        assert_eq!(got, [Bytes::from_static(b"one"), Bytes::from_static(b"two")]);
+        // Both directions are over on the wire at both ends: nothing is left open.
+        drop(ch);
+        for _ in 0..100 {
+            if client.stats().open_channels == 0 {
+                break;
+            }
+            async_std::task::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(client.stats().open_channels, 0);
+        assert!(client.stats().resets_sent >= 1 && !client.is_closed());
+    });
+}

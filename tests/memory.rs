@@ -55,7 +55,8 @@ async fn attack(server: &Server) -> Session {
 /// The documented per-session bound (`wsmux_proto::Config`), checked on one sample.
 fn assert_within_session_bound(stats: &Stats, config: &wsmux::proto::Config) {
     assert!(stats.session_window <= u64::from(config.max_session_window), "{stats:?}");
-    assert!(stats.unread_cost as u64 <= 2 * stats.session_window, "{stats:?}");
+    let cap = 2 * stats.session_window + 2 * u64::from(config.initial_window);
+    assert!(stats.unread_cost as u64 <= cap, "{stats:?}");
     assert!(stats.reassembly_bytes <= u64::from(config.max_reassembly), "{stats:?}");
     let queued = config.max_session_send_buffer as usize + BLOCK;
     assert!(stats.queued_bytes <= queued, "{stats:?}");
@@ -142,6 +143,7 @@ fn many_hostile_sessions_stay_within_the_server_memory_budget() {
         // Free per session: the window's initial grant with its chunk cost, free reassembly,
         // the send buffer and one queued message.
         let free = 2 * u64::from(proto.session_window)
+            + 2 * u64::from(proto.initial_window)
             + u64::from(proto.session_window)
             + u64::from(proto.session_send_buffer)
             + BLOCK as u64;

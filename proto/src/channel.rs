@@ -105,6 +105,11 @@ pub(crate) struct Channel {
     /// A message was refused as larger than the peer accepts: the sending direction may not
     /// end with a clean FIN.
     pub(crate) lost_message: bool,
+    /// Why the receiving direction ended, when this end stopped it (see
+    /// `Session::stop_receiving`) while the channel lives on.
+    pub(crate) recv_error: Option<Box<ChannelError>>,
+    /// A STOP to send once the pending OPEN is out.
+    pub(crate) stop_after_open: Option<Box<Frame>>,
     /// Waits in the session's list of channels short of session credit.
     pub(crate) session_blocked: bool,
     /// Its writer waits in the session's list for room in the session send buffer.
@@ -160,6 +165,8 @@ impl Channel {
             partial_read: 0,
             holds_message: false,
             lost_message: false,
+            recv_error: None,
+            stop_after_open: None,
             session_blocked: false,
             waits_session_buffer: false,
             dropped: Dropped::default(),

@@ -75,6 +75,23 @@ pub enum ChannelError {
         /// The reason sent.
         reason: String,
     },
+    /// The peer stopped reading the channel (STOP): this end's sending direction ended; what
+    /// the peer sends may still be read.
+    #[error("the peer stopped reading the channel ({code}): {reason}")]
+    Stopped {
+        /// The peer's code.
+        code: ErrorCode,
+        /// The peer's reason.
+        reason: String,
+    },
+    /// This end stopped reading the channel ([`crate::Session::stop_receiving`]).
+    #[error("receiving stopped locally ({code}): {reason}")]
+    LocallyStopped {
+        /// The code sent.
+        code: ErrorCode,
+        /// The reason sent.
+        reason: String,
+    },
     /// This side already finished sending on the channel.
     #[error("sending side already finished")]
     Finished,

@@ -49,8 +49,10 @@ pub mod kind {
     pub const SETTINGS: u8 = 0x06;
     /// Several frames in one WebSocket message (see [`super::frames_of`]); never inside one.
     pub const PACK: u8 = 0x07;
+    /// Asks the peer to stop sending on a channel; the other direction goes on.
+    pub const STOP: u8 = 0x08;
     /// Types from here up to 0x7F are reserved: receiving one is a protocol error.
-    pub const RESERVED_MIN: u8 = 0x08;
+    pub const RESERVED_MIN: u8 = 0x09;
     /// Types from here up are extensions: a receiver that does not know one ignores it.
     pub const EXTENSION_MIN: u8 = 0x80;
 }
@@ -82,6 +84,16 @@ pub enum Frame {
     /// RESET: the channel is aborted in both directions.
     Reset {
         /// The channel aborted.
+        id: ChannelId,
+        /// Why, from the error-code table.
+        code: ErrorCode,
+        /// A short human-readable reason (may be empty).
+        reason: String,
+    },
+    /// STOP: the sender no longer reads `id`; the receiver's sending direction on it ends. The
+    /// other direction is untouched.
+    Stop {
+        /// The channel whose direction toward the sender of STOP ends.
         id: ChannelId,
         /// Why, from the error-code table.
         code: ErrorCode,
@@ -272,6 +284,14 @@ impl Frame {
                 r.end("RESET")?;
                 Frame::Reset { id, code, reason }
             }
+            kind::STOP => {
+                on_channel("STOP")?;
+                let code = ErrorCode(r.u32("STOP code")?);
+                let len = r.u8("STOP reason length")? as usize;
+                let reason = r.string(len, "STOP reason")?;
+                r.end("STOP")?;
+                Frame::Stop { id, code, reason }
+            }
             kind::PING => {
                 on_session("PING")?;
                 let b = r.take(8, "PING payload")?;
@@ -323,6 +343,11 @@ impl Frame {
             }
             Frame::Reset { id, code, reason } => {
                 header(buf, kind::RESET, 0, *id);
+                buf.put_u32(code.0);
+                put_short_str(buf, reason);
+            }
+            Frame::Stop { id, code, reason } => {
+                header(buf, kind::STOP, 0, *id);
                 buf.put_u32(code.0);
                 put_short_str(buf, reason);
             }
@@ -382,7 +407,7 @@ impl Frame {
                 Frame::Data(d) => d.payload.len(),
                 Frame::Open(o) => 3 + o.route.len() + o.metadata.len() + o.payload.len(),
                 Frame::Window { .. } => 4,
-                Frame::Reset { reason, .. } => 5 + reason.len(),
+                Frame::Reset { reason, .. } | Frame::Stop { reason, .. } => 5 + reason.len(),
                 Frame::Ping { .. } => 8,
                 Frame::GoAway { reason, .. } => 9 + reason.len(),
                 Frame::Settings(s) => 6 * s.entries().len(),
@@ -554,6 +579,11 @@ mod tests {
                     Frame::Open(Open { id, route: route.into(), metadata, eom, fin, payload })
                 }),
             (arb_id(), 1u32..).prop_map(|(id, increment)| Frame::Window { id, increment }),
+            (arb_id(), any::<u32>(), arb_str(255)).prop_map(|(id, c, reason)| Frame::Stop {
+                id,
+                code: ErrorCode(c),
+                reason
+            }),
             (arb_id(), any::<u32>(), arb_str(255)).prop_map(|(id, c, reason)| Frame::Reset {
                 id,
                 code: ErrorCode(c),

@@ -98,6 +98,11 @@ fn frame_of(f: &Value) -> Frame {
             payload: bytes_of(f, "payload_hex"),
         }),
         "WINDOW" => Frame::Window { id: id_of(f, "id"), increment: u32_of(f, "increment") },
+        "STOP" => Frame::Stop {
+            id: id_of(f, "id"),
+            code: ErrorCode(u32_of(f, "code")),
+            reason: text_of(f, "reason").to_owned(),
+        },
         "RESET" => Frame::Reset {
             id: id_of(f, "id"),
             code: ErrorCode(u32_of(f, "code")),
@@ -161,7 +166,8 @@ fn every_vector_decodes_to_its_meaning() {
     }
     // Every frame type has at least one vector.
     let types: HashSet<&str> = vectors.iter().map(|v| text_of(&v["frame"], "type")).collect();
-    for t in ["DATA", "OPEN", "WINDOW", "RESET", "PING", "GOAWAY", "SETTINGS", "EXTENSION"] {
+    for t in ["DATA", "OPEN", "WINDOW", "RESET", "STOP", "PING", "GOAWAY", "SETTINGS", "EXTENSION"]
+    {
         assert!(types.contains(t), "no vector of type {t}");
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{Event, Incoming, Session, State};
-use crate::channel::RecvState;
+use crate::channel::{RecvState, SendState};
 use crate::code::ErrorCode;
 use crate::error::{ChannelError, SessionError};
 use crate::frame::{self, Frame, Open};
@@ -122,6 +122,7 @@ impl Session {
             Frame::Open(o) => self.on_open(now, o),
             Frame::Window { id, increment } => self.on_window(id, increment),
             Frame::Reset { id, code, reason } => self.on_reset(now, id, code, reason),
+            Frame::Stop { id, code, reason } => self.on_stop(now, id, code, reason),
             Frame::Ping { ack: false, payload } => self.pong = Some(payload),
             Frame::Ping { ack: true, payload } => {
                 if self.keepalive.on_pong(now, payload) {
@@ -288,9 +289,10 @@ impl Session {
             ch.msg_len = 0;
         }
         let cost = ch.unread_cost();
-        // Unread chunks on all channels together cost at most twice the session window: their
-        // bytes, and as much again for their parts (a window of 64-byte messages fits).
-        let cap = 2 * self.recv_session.size();
+        // Unread chunks on all channels together cost at most twice the session window (their
+        // bytes, and as much again for their parts: a window of 64-byte messages fits), plus
+        // what one channel may hold by itself, so a channel within its own bound never trips it.
+        let cap = 2 * self.recv_session.size() + 2 * u64::from(self.local.initial_window);
         let session_full = (!payload.is_empty() || eom)
             && (self.unread_cost + len + crate::channel::CHUNK_COST) as u64 > cap;
         if session_full || !ch.push_recv(payload, eom, self.local.initial_window as usize) {
@@ -350,6 +352,25 @@ impl Session {
             ch.set_reset(error);
         }
         self.wake_both(id);
+        self.settle(id);
+    }
+
+    fn on_stop(&mut self, now: Instant, id: ChannelId, code: ErrorCode, reason: String) {
+        self.stats.resets_received += 1;
+        if !self.remote_resets.take(now) {
+            return self.violation(ErrorCode::LIMIT, "too many RESET and STOP frames");
+        }
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return self.unknown_channel(id, "STOP");
+        };
+        if ch.pending_open.is_some() {
+            return self.violation(ErrorCode::PROTOCOL, "STOP on a channel not yet opened");
+        }
+        if matches!(ch.send, SendState::Finished | SendState::Reset) {
+            return; // that direction is over already
+        }
+        ch.abort_send(ChannelError::Stopped { code, reason });
+        self.events.push_back(Event::Writable(id));
         self.settle(id);
     }
 

@@ -116,7 +116,8 @@ pub struct Stats {
     /// The session receive window now: the announced SESSION_WINDOW plus its growth.
     pub session_window: u64,
     /// What unread received data costs now, all channels: the bytes plus 64 per unread part.
-    /// The bytes are at most `session_window`, the whole at most twice `session_window`.
+    /// The bytes are at most `session_window`, the whole at most twice `session_window` plus
+    /// twice the channel window.
     pub unread_cost: usize,
     /// Bytes joining readers (`Channel::recv`) hold of unfinished messages now.
     pub reassembly_bytes: u64,
@@ -601,7 +602,9 @@ impl Session {
         match ch.recv {
             RecvState::Open => Ok(Read::Pending),
             RecvState::Finished => Ok(Read::End),
-            RecvState::Reset => Err(ch.failure()),
+            RecvState::Reset => {
+                Err(ch.recv_error.as_deref().cloned().unwrap_or_else(|| ch.failure()))
+            }
         }
     }
 
@@ -633,6 +636,29 @@ impl Session {
         // The application's own resets are bounded by its channels (one RESET each), not by
         // the control queue: that bound is for replies the peer provokes.
         self.reset_channel(id, code, reason, error, false);
+    }
+
+    /// Stops reading `id`: unread data is dropped, what the peer sends from now on is dropped
+    /// on arrival, and the peer is told with STOP (its sending direction ends, its writer gets
+    /// [`ChannelError::Stopped`]); this end's own sending goes on. Reads then fail with
+    /// [`ChannelError::LocallyStopped`]. Nothing happens if the peer's direction is over.
+    pub fn stop_receiving(&mut self, id: ChannelId, code: ErrorCode, reason: &str) {
+        let Some(ch) = self.channels.get_mut(&id) else { return };
+        if ch.recv != RecvState::Open {
+            return;
+        }
+        ch.recv = RecvState::Reset;
+        ch.clear_recv();
+        let error = ChannelError::LocallyStopped { code, reason: reason.to_owned() };
+        ch.recv_error = Some(Box::new(error));
+        let stop = Frame::Stop { id, code, reason: reason.to_owned() };
+        match ch.pending_open.is_some() {
+            // The STOP must not overtake the OPEN: it goes right after it.
+            true => ch.stop_after_open = Some(Box::new(stop)),
+            false => self.control.push_back(stop),
+        }
+        self.events.push_back(Event::Readable(id));
+        self.settle(id);
     }
 
     /// The application dropped its handle to `id`. If the peer may still send, the channel is
@@ -750,7 +776,7 @@ impl Session {
         self.stats.frames_sent += 1;
         self.stats.bytes_sent += frame.encoded_len() as u64;
         match frame {
-            Frame::Reset { .. } => self.stats.resets_sent += 1,
+            Frame::Reset { .. } | Frame::Stop { .. } => self.stats.resets_sent += 1,
             Frame::Settings(_) => self.settings_sent = true,
             _ => {}
         }
@@ -795,6 +821,9 @@ impl Session {
                 continue;
             }
             let frame = ch.next_frame(max_payload.min(session));
+            if let Some(stop) = ch.stop_after_open.take() {
+                self.control.push_back(*stop);
+            }
             let sent = match &frame {
                 Frame::Data(d) => d.payload.len(),
                 Frame::Open(o) => o.payload.len(),
