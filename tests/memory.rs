@@ -111,7 +111,7 @@ fn a_peer_that_never_reads_its_echoes_is_held_to_the_session_bound() {
         );
         // The bound is what the formula says, not what the attacker tried: far below the
         // 56 MiB a session could be made to hold before the session window.
-        let bound = 2 * (16 << 20) + (32 << 20) + (16 << 20) + BLOCK as u64;
+        let bound = 2 * (16 << 20) + 2 * (256 << 10) + (32 << 20) + (16 << 20) + BLOCK as u64;
         assert!(held(stats) <= bound, "{} held, over the bound {bound}", held(stats));
         assert_echoes(&honest).await;
         assert!(hostile.stats().open_channels as usize >= CHANNELS, "the attacker was not cut");

@@ -222,6 +222,15 @@ impl Reader {
         let b = self.take(n, what)?;
         String::from_utf8(b.to_vec()).map_err(|_| DecodeError::NotUtf8(what))
     }
+    /// A RESET's or STOP's code and reason (`what` names the two fields in errors).
+    fn code_and_reason(
+        &mut self,
+        what: [&'static str; 2],
+    ) -> Result<(ErrorCode, String), DecodeError> {
+        let code = ErrorCode(self.u32(what[0])?);
+        let len = self.u8(what[1])? as usize;
+        Ok((code, self.string(len, what[1])?))
+    }
     fn end(&self, what: &'static str) -> Result<(), DecodeError> {
         if self.buf.is_empty() {
             Ok(())
@@ -278,17 +287,13 @@ impl Frame {
             }
             kind::RESET => {
                 on_channel("RESET")?;
-                let code = ErrorCode(r.u32("RESET code")?);
-                let len = r.u8("RESET reason length")? as usize;
-                let reason = r.string(len, "RESET reason")?;
+                let (code, reason) = r.code_and_reason(["RESET code", "RESET reason"])?;
                 r.end("RESET")?;
                 Frame::Reset { id, code, reason }
             }
             kind::STOP => {
                 on_channel("STOP")?;
-                let code = ErrorCode(r.u32("STOP code")?);
-                let len = r.u8("STOP reason length")? as usize;
-                let reason = r.string(len, "STOP reason")?;
+                let (code, reason) = r.code_and_reason(["STOP code", "STOP reason"])?;
                 r.end("STOP")?;
                 Frame::Stop { id, code, reason }
             }
@@ -341,13 +346,10 @@ impl Frame {
                 header(buf, kind::WINDOW, 0, *id);
                 buf.put_u32(*increment);
             }
-            Frame::Reset { id, code, reason } => {
-                header(buf, kind::RESET, 0, *id);
-                buf.put_u32(code.0);
-                put_short_str(buf, reason);
-            }
-            Frame::Stop { id, code, reason } => {
-                header(buf, kind::STOP, 0, *id);
+            Frame::Reset { id, code, reason } | Frame::Stop { id, code, reason } => {
+                let kind =
+                    if matches!(self, Frame::Stop { .. }) { kind::STOP } else { kind::RESET };
+                header(buf, kind, 0, *id);
                 buf.put_u32(code.0);
                 put_short_str(buf, reason);
             }

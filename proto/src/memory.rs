@@ -74,6 +74,59 @@ impl MemoryBudget {
     }
 }
 
+/// Bytes a session holds for its peer (messages its readers hold, replies it queued): a free
+/// grant, and beyond it what is reserved from the budget, given back as the bytes go.
+#[derive(Debug)]
+pub(crate) struct Held {
+    bytes: u64,
+    free: u64,
+    reserved: u64,
+    budget: Option<MemoryBudget>,
+}
+
+impl Held {
+    pub(crate) fn new(free: u32, budget: Option<MemoryBudget>) -> Self {
+        Held { bytes: 0, free: u64::from(free), reserved: 0, budget }
+    }
+
+    /// The bytes held now.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Holds `n` more bytes; what passes the free grant is reserved. `exact`: all of it, or
+    /// nothing is held and this returns `false`; otherwise as much as the budget has.
+    pub(crate) fn add(&mut self, n: usize, exact: bool) -> bool {
+        let bytes = self.bytes + n as u64;
+        let need = bytes.saturating_sub(self.free).saturating_sub(self.reserved);
+        if let Some(budget) = self.budget.as_ref().filter(|_| need > 0) {
+            if exact && !budget.reserve_exact(need) {
+                return false;
+            }
+            self.reserved += if exact { need } else { budget.reserve_up_to(need) };
+        }
+        self.bytes = bytes;
+        true
+    }
+
+    /// Holds `n` fewer bytes: the reservation they no longer need goes back.
+    pub(crate) fn remove(&mut self, n: usize) {
+        self.bytes = self.bytes.saturating_sub(n as u64);
+        let excess = self.reserved.saturating_sub(self.bytes.saturating_sub(self.free));
+        if let Some(budget) = self.budget.as_ref().filter(|_| excess > 0) {
+            self.reserved -= excess;
+            budget.release(excess);
+        }
+    }
+
+    /// Gives every reservation back and reserves nothing more (the session ended).
+    pub(crate) fn release(&mut self) {
+        if let Some(budget) = self.budget.take() {
+            budget.release(std::mem::take(&mut self.reserved));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +142,25 @@ mod tests {
         assert!(!b.reserve_exact(51));
         assert!(b.reserve_exact(50));
         assert_eq!(b.used(), 100);
+    }
+
+    #[test]
+    fn held_bytes_reserve_beyond_the_free_grant_and_give_it_back() {
+        let b = MemoryBudget::new(100);
+        let mut h = Held::new(50, Some(b.clone()));
+        assert!(h.add(50, true));
+        assert_eq!(b.used(), 0, "within the free grant");
+        assert!(h.add(80, true));
+        assert_eq!(b.used(), 80);
+        assert!(!h.add(21, true), "exact: more than the budget has");
+        assert_eq!((h.bytes(), b.used()), (130, 80));
+        assert!(h.add(40, false), "as much as there is");
+        assert_eq!((h.bytes(), b.used()), (170, 100));
+        h.remove(100);
+        assert_eq!(b.used(), 20);
+        h.release();
+        assert_eq!(b.used(), 0);
+        assert!(h.add(1000, true), "after release nothing is reserved");
+        assert_eq!(b.used(), 0);
     }
 }

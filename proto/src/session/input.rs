@@ -121,8 +121,12 @@ impl Session {
             Frame::Data(d) => self.on_data(now, d.id, d.payload, d.eom, d.fin),
             Frame::Open(o) => self.on_open(now, o),
             Frame::Window { id, increment } => self.on_window(id, increment),
-            Frame::Reset { id, code, reason } => self.on_reset(now, id, code, reason),
-            Frame::Stop { id, code, reason } => self.on_stop(now, id, code, reason),
+            Frame::Reset { id, code, reason } => {
+                self.on_abort(now, id, false, ChannelError::Reset { code, reason })
+            }
+            Frame::Stop { id, code, reason } => {
+                self.on_abort(now, id, true, ChannelError::Stopped { code, reason })
+            }
             Frame::Ping { ack: false, payload } => self.pong = Some(payload),
             Frame::Ping { ack: true, payload } => {
                 if self.keepalive.on_pong(now, payload) {
@@ -329,48 +333,40 @@ impl Session {
         self.schedule(id);
     }
 
-    fn on_reset(&mut self, now: Instant, id: ChannelId, code: ErrorCode, reason: String) {
-        self.stats.resets_received += 1;
-        if !self.remote_resets.take(now) {
-            return self.violation(ErrorCode::LIMIT, "too many RESET frames");
-        }
-        let Some(ch) = self.channels.get_mut(&id) else {
-            return self.unknown_channel(id, "RESET");
-        };
-        if ch.pending_open.is_some() {
-            return self.violation(ErrorCode::PROTOCOL, "RESET on a channel not yet opened");
-        }
-        if ch.wire_done() {
-            return; // nothing left to abort
-        }
-        let error = ChannelError::Reset { code, reason };
-        if ch.recv == RecvState::Finished {
-            // The peer's data is complete (FIN came first): it stays readable; only our
-            // sending ends.
-            ch.abort_send(error);
-        } else {
-            ch.set_reset(error);
-        }
-        self.wake_both(id);
-        self.settle(id);
-    }
-
-    fn on_stop(&mut self, now: Instant, id: ChannelId, code: ErrorCode, reason: String) {
+    /// RESET (`stop` false: both directions end) or STOP (`stop`: only this end's sending
+    /// ends): one budget, the same checks of the channel.
+    fn on_abort(&mut self, now: Instant, id: ChannelId, stop: bool, error: ChannelError) {
+        let what = if stop { "STOP" } else { "RESET" };
         self.stats.resets_received += 1;
         if !self.remote_resets.take(now) {
             return self.violation(ErrorCode::LIMIT, "too many RESET and STOP frames");
         }
         let Some(ch) = self.channels.get_mut(&id) else {
-            return self.unknown_channel(id, "STOP");
+            return self.unknown_channel(id, what);
         };
         if ch.pending_open.is_some() {
-            return self.violation(ErrorCode::PROTOCOL, "STOP on a channel not yet opened");
+            return self
+                .violation(ErrorCode::PROTOCOL, &format!("{what} on a channel not yet opened"));
         }
-        if matches!(ch.send, SendState::Finished | SendState::Reset) {
-            return; // that direction is over already
+        if stop {
+            if matches!(ch.send, SendState::Finished | SendState::Reset) {
+                return; // that direction is over already
+            }
+            ch.abort_send(error);
+            self.events.push_back(Event::Writable(id));
+        } else {
+            if ch.wire_done() {
+                return; // nothing left to abort
+            }
+            if ch.recv == RecvState::Finished {
+                // The peer's data is complete (FIN came first): it stays readable; only our
+                // sending ends.
+                ch.abort_send(error);
+            } else {
+                ch.set_reset(error);
+            }
+            self.wake_both(id);
         }
-        ch.abort_send(ChannelError::Stopped { code, reason });
-        self.events.push_back(Event::Writable(id));
         self.settle(id);
     }
 

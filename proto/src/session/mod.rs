@@ -28,6 +28,7 @@ use crate::frame::{self, Frame};
 use crate::id::{ChannelId, Side};
 use crate::id_hash::IdHash;
 use crate::keepalive::Keepalive;
+use crate::memory::Held;
 
 mod input;
 use crate::settings::Settings;
@@ -200,18 +201,14 @@ pub struct Session {
     session_credit_owed: u32,
     /// Channels with data and channel credit, waiting for session credit.
     session_blocked: VecDeque<ChannelId>,
-    /// Bytes queued for sending on all channels, and how much of that (beyond
-    /// `Config::session_send_buffer`) is reserved from the memory budget.
-    queued_total: usize,
-    queued_reserved: u64,
+    /// Bytes queued for sending on all channels (free up to `Config::session_send_buffer`).
+    queued: Held,
     /// Channels whose writer waits for room in the session send buffer.
     session_writers: Vec<ChannelId>,
     /// What unread chunks cost on all channels (bytes plus `CHUNK_COST` each).
     unread_cost: usize,
-    /// Bytes joining readers hold of unfinished messages, all channels, and how much of that is
-    /// reserved from the memory budget.
-    reassembly: u64,
-    reassembly_reserved: u64,
+    /// Bytes of messages joining readers hold, all channels (free up to the session window).
+    held_messages: Held,
     /// The latest instant an input or output call passed in (for reads, which take none).
     now: Instant,
 
@@ -271,12 +268,10 @@ impl Session {
             send_session: SendCredit::new(Settings::DEFAULT.session_window),
             session_credit_owed: 0,
             session_blocked: VecDeque::new(),
-            queued_total: 0,
-            queued_reserved: 0,
+            queued: Held::new(config.session_send_buffer, config.memory_budget.clone()),
             session_writers: Vec::new(),
             unread_cost: 0,
-            reassembly: 0,
-            reassembly_reserved: 0,
+            held_messages: Held::new(local.session_window, config.memory_budget.clone()),
             now,
             control,
             pong: None,
@@ -361,8 +356,8 @@ impl Session {
             held_channels: self.channels.len(),
             session_window: self.recv_session.size(),
             unread_cost: self.unread_cost,
-            reassembly_bytes: self.reassembly,
-            queued_bytes: self.queued_total,
+            reassembly_bytes: self.held_messages.bytes(),
+            queued_bytes: self.queued.bytes() as usize,
             ..self.stats.clone()
         }
     }
@@ -400,7 +395,8 @@ impl Session {
         let mut ch = self.new_channel(id);
         ch.pending_open = Some(Box::new((route, metadata)));
         if let Some(m) = first {
-            self.queued_grew(m.len());
+            // Past the session send buffer, reserved from the budget (as much as it has).
+            self.queued.add(m.len(), false);
             ch.enqueue(m);
         }
         if fin {
@@ -507,7 +503,7 @@ impl Session {
         }
         let len = msg.len();
         ch.enqueue(msg);
-        self.queued_grew(len);
+        self.queued.add(len, false);
         self.schedule(id);
         Ok(())
     }
@@ -939,40 +935,17 @@ impl Session {
     /// buffer, or below its maximum with room in the memory budget; and a lone message always.
     fn session_send_room(&self) -> bool {
         let (free, max) = (self.config.session_send_buffer, self.config.max_session_send_buffer);
-        let queued = self.queued_total;
+        let queued = self.queued.bytes() as usize;
         queued == 0
             || queued < free as usize
             || queued < max as usize
                 && self.config.memory_budget.as_ref().is_none_or(|b| b.used() < b.limit())
     }
 
-    /// `len` more bytes are queued for sending: what passes the session send buffer is
-    /// reserved from the memory budget (as much as it has).
-    fn queued_grew(&mut self, len: usize) {
-        self.queued_total += len;
-        let over =
-            (self.queued_total as u64).saturating_sub(self.config.session_send_buffer.into());
-        let need = over.saturating_sub(self.queued_reserved);
-        if need > 0 {
-            if let Some(budget) = &self.config.memory_budget {
-                self.queued_reserved += budget.reserve_up_to(need);
-            }
-        }
-    }
-
     /// `len` fewer bytes are queued (sent or dropped): the reservation they no longer need
     /// goes back, and writers waiting for room are woken if there is some.
     fn queued_shrank(&mut self, len: usize) {
-        self.queued_total -= len;
-        let over =
-            (self.queued_total as u64).saturating_sub(self.config.session_send_buffer.into());
-        let excess = self.queued_reserved.saturating_sub(over);
-        if excess > 0 {
-            self.queued_reserved -= excess;
-            if let Some(budget) = &self.config.memory_budget {
-                budget.release(excess);
-            }
-        }
+        self.queued.remove(len);
         self.wake_session_writers();
     }
 
@@ -1016,64 +989,28 @@ impl Session {
     fn join_next_part(&mut self, id: ChannelId, max: usize) -> Result<(), ChannelError> {
         let ch = self.channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
         if std::mem::take(&mut ch.holds_message) {
-            let held = std::mem::take(&mut ch.partial_read);
-            self.release_reassembly(held);
+            self.held_messages.remove(std::mem::take(&mut ch.partial_read));
         }
-        let ch = self.channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
         let Some((len, eom)) = ch.peek_recv() else { return Ok(()) };
         let part = len.min(max);
-        if !self.reserve_reassembly(part) {
-            let reason = "messages held over the session's bound";
-            self.local_reset(self.now, id, ErrorCode::LIMIT, reason);
-            let ch = self.channels.get(&id).ok_or(ChannelError::Unknown)?;
-            return Err(ch.failure());
-        }
-        if let Some(ch) = self.channels.get_mut(&id) {
+        let fits =
+            self.held_messages.bytes() + part as u64 <= u64::from(self.config.max_reassembly);
+        if fits && self.held_messages.add(part, true) {
             ch.partial_read += part;
             ch.holds_message = eom && len <= max;
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// Counts `len` more bytes held by joining readers; `false` (nothing counted) if that
-    /// passes `Config::max_reassembly` or the memory budget has no room for it.
-    fn reserve_reassembly(&mut self, len: usize) -> bool {
-        let total = self.reassembly + len as u64;
-        if total > u64::from(self.config.max_reassembly) {
-            return false;
-        }
-        let free = u64::from(self.local.session_window);
-        let need = total.saturating_sub(free).saturating_sub(self.reassembly_reserved);
-        if need > 0 {
-            match &self.config.memory_budget {
-                Some(budget) if !budget.reserve_exact(need) => return false,
-                _ => self.reassembly_reserved += need,
-            }
-        }
-        self.reassembly = total;
-        true
-    }
-
-    /// Joining readers hold `len` fewer bytes: what the budget no longer covers goes back.
-    fn release_reassembly(&mut self, len: usize) {
-        self.reassembly = self.reassembly.saturating_sub(len as u64);
-        let needed = self.reassembly.saturating_sub(u64::from(self.local.session_window));
-        let excess = self.reassembly_reserved.saturating_sub(needed);
-        if excess > 0 {
-            self.reassembly_reserved -= excess;
-            if let Some(budget) = &self.config.memory_budget {
-                budget.release(excess);
-            }
-        }
+        let reason = "messages held over the session's bound";
+        self.local_reset(self.now, id, ErrorCode::LIMIT, reason);
+        let ch = self.channels.get(&id).ok_or(ChannelError::Unknown)?;
+        Err(ch.failure())
     }
 
     /// Gives back everything reserved from the memory budget (the session ended).
     fn release_budget(&mut self) {
         self.recv_session.release();
-        if let Some(budget) = &self.config.memory_budget {
-            budget.release(std::mem::take(&mut self.reassembly_reserved));
-            budget.release(std::mem::take(&mut self.queued_reserved));
-        }
+        self.held_messages.release();
+        self.queued.release();
     }
 
     fn wake_both(&mut self, id: ChannelId) {
@@ -1093,7 +1030,7 @@ impl Session {
         if dropped.recv_bytes + dropped.recv_cost + dropped.send_bytes + partial > 0 {
             self.unread_cost -= dropped.recv_cost;
             self.queued_shrank(dropped.send_bytes);
-            self.release_reassembly(partial);
+            self.held_messages.remove(partial);
             self.session_bytes_done(dropped.recv_bytes);
         }
         let Some(ch) = self.channels.get_mut(&id) else { return };
