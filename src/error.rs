@@ -47,6 +47,10 @@ pub enum Error {
     /// A typed message could not be encoded or decoded.
     #[error("codec: {0}")]
     Codec(#[from] crate::codec::CodecError),
+    /// A configuration that cannot work, refused before anything is sent or read: the
+    /// sentence names the setting and why (an Origin allow-list entry that can never match).
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// A deadline passed (connect or handshake).
     #[error("timed out: {0}")]
     Timeout(&'static str),

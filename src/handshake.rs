@@ -6,11 +6,14 @@
 //! key, path, subprotocol, Origin), and either refused with a 4xx or answered with
 //! `101 Switching Protocols`; the WebSocket then starts on the raw socket.
 
+use std::net::SocketAddr;
+
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::error::Error;
+use crate::origin::{OriginPolicy, Via};
 
 /// The WebSocket subprotocol wsmux speaks.
 pub const SUBPROTOCOL: &str = "wsmux.v1";
@@ -24,6 +27,9 @@ pub struct UpgradeRequest {
     pub query: String,
     /// Headers as (lower-case name, value), in order.
     pub headers: Vec<(String, String)>,
+    /// The TCP peer's address, when the server knows it ([`Server`](crate::server::Server)
+    /// and [`accept_from`](crate::server::accept_from) do): a reverse proxy's, behind one.
+    pub remote: Option<SocketAddr>,
 }
 
 impl UpgradeRequest {
@@ -112,55 +118,12 @@ impl Refusal {
     }
 }
 
-/// Which browser origins may connect.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OriginPolicy {
-    /// Same host only: a request whose Origin names another host than its Host header is
-    /// refused (403); a request without Origin (not a browser) is allowed. The default.
-    #[default]
-    SameHost,
-    /// Same host, plus these origins (exact `scheme://host[:port]` strings).
-    AllowList(Vec<String>),
-    /// Any origin. Only for servers that authenticate every session some other way.
-    Any,
-}
-
-impl OriginPolicy {
-    fn allows(&self, origin: &str, host: Option<&str>) -> bool {
-        if matches!(self, OriginPolicy::Any) {
-            return true;
-        }
-        if host.is_some_and(|h| same_host(origin, h)) {
-            return true;
-        }
-        match self {
-            OriginPolicy::AllowList(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
-            _ => false,
-        }
-    }
-}
-
-/// Whether `origin` (`scheme://host[:port]`) names the same host and port as a Host header,
-/// counting a missing port as the scheme's default (80 for http, 443 for https).
-fn same_host(origin: &str, host: &str) -> bool {
-    let (scheme, origin_host) = origin.split_once("://").unwrap_or(("http", origin));
-    let default = if scheme.eq_ignore_ascii_case("https") { "443" } else { "80" };
-    let split = |s: &str| -> (String, String) {
-        // The port follows the last ':' unless that is inside an IPv6 literal.
-        match s.rsplit_once(':') {
-            Some((h, p)) if !p.contains(']') && !p.is_empty() => (h.to_ascii_lowercase(), p.into()),
-            _ => (s.to_ascii_lowercase(), default.into()),
-        }
-    };
-    split(origin_host) == split(host)
-}
-
 /// Checks an upgrade request. `Ok` carries the `Sec-WebSocket-Accept` value.
 pub(crate) fn check(
     req: &UpgradeRequest,
     path: Option<&str>,
     origins: &OriginPolicy,
+    via: Via,
 ) -> Result<String, Refusal> {
     let upgrade = req.header_tokens("upgrade").any(|t| t.eq_ignore_ascii_case("websocket"));
     let connection = req.header_tokens("connection").any(|t| t.eq_ignore_ascii_case("upgrade"));
@@ -186,11 +149,7 @@ pub(crate) fn check(
     if !req.header_tokens("sec-websocket-protocol").any(|t| t == SUBPROTOCOL) {
         return Err(Refusal::new(400, "the client must offer subprotocol wsmux.v1"));
     }
-    if let Some(origin) = req.header("origin") {
-        if !origins.allows(origin, req.header("host")) {
-            return Err(Refusal::new(403, format!("origin {origin} is not allowed")));
-        }
-    }
+    origins.check(req, via)?;
     Ok(derive_accept_key(key.as_bytes()))
 }
 
@@ -260,7 +219,7 @@ fn parse_head(buf: &[u8], max_headers: usize) -> Result<UpgradeRequest, HeadErro
         .iter()
         .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
         .collect();
-    Ok(UpgradeRequest { path: path.to_owned(), query: query.to_owned(), headers })
+    Ok(UpgradeRequest { path: path.to_owned(), query: query.to_owned(), headers, remote: None })
 }
 
 /// Why a request head was not accepted.
@@ -365,20 +324,22 @@ mod tests {
                 headers.push((n.to_string(), v.to_string()));
             }
         }
-        UpgradeRequest { path: "/mux".into(), query: String::new(), headers }
+        UpgradeRequest { path: "/mux".into(), query: String::new(), headers, remote: None }
     }
 
     #[test]
     fn a_good_request_gets_the_rfc_accept_key() {
         // The example of RFC 6455 section 1.3.
-        let accept = check(&request(&[]), Some("/mux"), &OriginPolicy::default()).unwrap();
+        let accept =
+            check(&request(&[]), Some("/mux"), &OriginPolicy::default(), Via::default()).unwrap();
         assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]
     fn refusals_name_their_cause() {
         let p = OriginPolicy::default();
-        let status = |r: UpgradeRequest| check(&r, Some("/mux"), &p).unwrap_err().status;
+        let status =
+            |r: UpgradeRequest| check(&r, Some("/mux"), &p, Via::default()).unwrap_err().status;
         assert_eq!(status(request(&[("upgrade", "")])), 426);
         assert_eq!(status(request(&[("sec-websocket-version", "8")])), 426);
         assert_eq!(status(request(&[("sec-websocket-key", "short")])), 400);
@@ -394,18 +355,9 @@ mod tests {
     }
 
     #[test]
-    fn origin_policy_same_host_allow_list_and_missing_origin() {
+    fn a_request_without_origin_is_allowed() {
+        // No Origin header at all (not a browser).
         let same = OriginPolicy::SameHost;
-        assert!(same.allows("http://example.com:9000", Some("example.com:9000")));
-        assert!(!same.allows("http://evil.example", Some("example.com:9000")));
-        assert!(same.allows("http://example.com:80", Some("example.com")));
-        assert!(same.allows("https://example.com", Some("example.com:443")));
-        assert!(!same.allows("https://example.com", Some("example.com:80")));
-        assert!(same.allows("http://[::1]:9000", Some("[::1]:9000")));
-        let list = OriginPolicy::AllowList(vec!["https://app.example".into()]);
-        assert!(list.allows("https://app.example", Some("api.example")));
-        assert!(!list.allows("https://other.example", Some("api.example")));
-        // No Origin header at all (not a browser) is allowed by `check`.
-        assert!(check(&request(&[("origin", "")]), None, &same).is_ok());
+        assert!(check(&request(&[("origin", "")]), None, &same, Via::default()).is_ok());
     }
 }

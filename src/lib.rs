@@ -26,6 +26,7 @@ mod error;
 mod handshake;
 pub mod interop;
 mod io;
+mod origin;
 mod progress;
 pub mod rpc;
 #[cfg(any(feature = "async-std", feature = "smol", feature = "tokio"))]

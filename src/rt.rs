@@ -23,10 +23,12 @@ macro_rules! futures_io_runtime {
             TcpListener::bind(addr).await
         }
 
-        pub(crate) async fn accept(l: &TcpListener) -> std::io::Result<TcpStream> {
-            let (s, _) = l.accept().await?;
+        pub(crate) async fn accept(
+            l: &TcpListener,
+        ) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+            let (s, remote) = l.accept().await?;
             s.set_nodelay(true)?;
-            Ok(s)
+            Ok((s, remote))
         }
 
         pub(crate) fn local_addr(l: &TcpListener) -> std::io::Result<std::net::SocketAddr> {
@@ -69,10 +71,12 @@ mod imp {
         TcpListener::bind(addr).await
     }
 
-    pub(crate) async fn accept(l: &TcpListener) -> std::io::Result<TcpStream> {
-        let (s, _) = l.accept().await?;
+    pub(crate) async fn accept(
+        l: &TcpListener,
+    ) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+        let (s, remote) = l.accept().await?;
         s.set_nodelay(true)?;
-        Ok(s.compat())
+        Ok((s.compat(), remote))
     }
 
     pub(crate) fn local_addr(l: &TcpListener) -> std::io::Result<std::net::SocketAddr> {

@@ -16,9 +16,11 @@ use crate::config::Config;
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::handshake::{self, HeadError, Refusal};
+use crate::origin::{is_trusted, Via};
 use crate::session::Session;
 
-pub use crate::handshake::{OriginPolicy, UpgradeRequest, SUBPROTOCOL};
+pub use crate::handshake::{UpgradeRequest, SUBPROTOCOL};
+pub use crate::origin::OriginPolicy;
 
 /// Configuration of a server: the sessions' config plus the upgrade policy and server limits.
 #[derive(Debug, Clone)]
@@ -30,8 +32,17 @@ pub struct ServerConfig {
     pub session: Config,
     /// The one URL path that serves wsmux; `None` accepts any path. Default `/mux`.
     pub path: Option<String>,
-    /// Which browser origins may connect. Default: same host only; no Origin is allowed.
+    /// Which browser origins may connect. Default: same host only; a request without Origin
+    /// (not a browser) is allowed. An allow-list entry that can never match is an
+    /// [`Error::Config`] from [`Server::bind`] and [`accept`].
     pub origins: OriginPolicy,
+    /// Reverse proxies whose forwarding headers are believed: for a connection from one of
+    /// these addresses, the host and scheme the Origin policy compares with come from
+    /// `Forwarded` (`host=`, `proto=`; its last element) or `X-Forwarded-Host` /
+    /// `X-Forwarded-Proto`, instead of `Host`. Default none: behind a proxy, either list it
+    /// here or have it pass the browser's Host on (nginx: `proxy_set_header Host $http_host;`).
+    /// Only [`Server`] and [`accept_from`] know the peer's address; [`accept`] never trusts.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Upgrades in progress at once; more connections are answered 503 at once (and past as
     /// many 503 answers in progress, closed without one). Default 256
     /// (slowloris clients hold at most this many slots, each for at most the timeout).
@@ -200,6 +211,7 @@ impl Default for ServerConfig {
             session,
             path: Some("/mux".into()),
             origins: OriginPolicy::default(),
+            trusted_proxies: Vec::new(),
             max_pending_handshakes: 256,
             max_sessions: 10_000,
             accept_backlog: 128,
@@ -217,11 +229,41 @@ impl Default for ServerConfig {
 /// Answers every refusal with an HTTP status and a sentence (426 not a WebSocket upgrade, 400
 /// no `wsmux.v1`, 403 Origin, 404 path, 431 oversize head, or the authorization hook's)
 /// before returning [`Error::Handshake`]; a failed TLS handshake is [`Error::Tls`]; gives up
-/// with [`Error::Timeout`] after the handshake timeout.
+/// with [`Error::Timeout`] after the handshake timeout. A config whose Origin allow-list has
+/// an entry that can never match is [`Error::Config`], before anything is read.
+///
+/// The peer's address is unknown here, so `trusted_proxies` never apply: use [`accept_from`]
+/// when you have it.
 pub async fn accept<S>(stream: S, config: &ServerConfig) -> Result<(Session, Driver), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    accept_inner(stream, None, config).await
+}
+
+/// [`accept`] for a connection from `remote`: the authorization hook sees the address
+/// ([`UpgradeRequest::remote`]), and forwarding headers count if it is one of
+/// [`ServerConfig::trusted_proxies`].
+pub async fn accept_from<S>(
+    stream: S,
+    remote: std::net::SocketAddr,
+    config: &ServerConfig,
+) -> Result<(Session, Driver), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    accept_inner(stream, Some(remote), config).await
+}
+
+async fn accept_inner<S>(
+    stream: S,
+    remote: Option<std::net::SocketAddr>,
+    config: &ServerConfig,
+) -> Result<(Session, Driver), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    config.origins.validate().map_err(Error::Config)?;
     let timeout = config.session.handshake_timeout;
     #[cfg(feature = "tls")]
     if let Some(tls) = &config.tls {
@@ -232,22 +274,36 @@ where
                 .accept(stream)
                 .await
                 .map_err(|e| Error::Tls(format!("handshake: {e}")))?;
-            upgrade(stream, config).await
+            upgrade(stream, remote, config).await
         });
         return crate::timeout(timeout, "handshake", handshake).await?;
     }
-    crate::timeout(timeout, "handshake", upgrade(stream, config)).await?
+    crate::timeout(timeout, "handshake", upgrade(stream, remote, config)).await?
 }
 
-async fn upgrade<S>(mut stream: S, config: &ServerConfig) -> Result<(Session, Driver), Error>
+async fn upgrade<S>(
+    mut stream: S,
+    remote: Option<std::net::SocketAddr>,
+    config: &ServerConfig,
+) -> Result<(Session, Driver), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let via = Via {
+        #[cfg(feature = "tls")]
+        tls: config.tls.is_some(),
+        #[cfg(not(feature = "tls"))]
+        tls: false,
+        trusted_proxy: is_trusted(remote.map(|a| a.ip()), &config.trusted_proxies),
+    };
     let head =
         handshake::read_request(&mut stream, config.max_request_head, config.max_request_headers);
     let checked = match head.await {
-        Ok(req) => match handshake::check(&req, config.path.as_deref(), &config.origins) {
-            Ok(key) => authorize(config, req).await.map(|peer| (key, peer)),
+        Ok(mut req) => match handshake::check(&req, config.path.as_deref(), &config.origins, via) {
+            Ok(key) => {
+                req.remote = remote;
+                authorize(config, req).await.map(|peer| (key, peer))
+            }
             Err(refusal) => Err(refusal),
         },
         Err(HeadError::Io(e)) => return Err(e.into()),
@@ -389,7 +445,10 @@ mod listener {
 
     impl Server {
         /// Binds `addr` (for example `127.0.0.1:9000`, or port 0 for any) and starts accepting.
+        /// A config whose Origin allow-list has an entry that can never match is
+        /// [`Error::Config`].
         pub async fn bind(addr: &str, config: ServerConfig) -> Result<Server, Error> {
+            config.origins.validate().map_err(Error::Config)?;
             let listener = crate::rt::bind(addr).await?;
             let local_addr = crate::rt::local_addr(&listener)?;
             let (tx, rx) = mpsc::channel(config.accept_backlog);
@@ -491,7 +550,7 @@ mod listener {
                 _ = stop => return,
                 s = crate::rt::accept(listener).fuse() => s,
             };
-            let stream = match stream {
+            let (stream, remote) = match stream {
                 Ok(s) => s,
                 Err(e) => {
                     // Out of file descriptors and the like: keep serving the others.
@@ -505,12 +564,13 @@ mod listener {
             let before = limits.pending.fetch_add(1, Ordering::SeqCst);
             let slot = PendingSlot(limits.clone());
             let over = before >= limits.config.max_pending_handshakes;
-            crate::rt::spawn(serve(stream, slot, over, tx.clone()));
+            crate::rt::spawn(serve(stream, remote, slot, over, tx.clone()));
         }
     }
 
     async fn serve(
         mut stream: crate::rt::TcpStream,
+        remote: SocketAddr,
         slot: PendingSlot,
         too_many_pending: bool,
         mut tx: mpsc::Sender<Session>,
@@ -529,7 +589,7 @@ mod listener {
             limits.refusing.fetch_sub(1, Ordering::AcqRel);
             return;
         }
-        let result = accept(stream, &limits.config).await;
+        let result = accept_from(stream, remote, &limits.config).await;
         let (session, driver) = match result {
             Ok(pair) => pair,
             Err(e) => {

@@ -23,6 +23,8 @@ struct User(String);
 async fn token_server(calls: Arc<AtomicUsize>) -> (Server, String) {
     let config = ServerConfig::default().authorize(move |req| {
         calls.fetch_add(1, Ordering::SeqCst);
+        // The listener tells the hook who connects (an address filter could refuse here).
+        assert!(req.remote.is_some_and(|a| a.ip().is_loopback()), "{:?}", req.remote);
         let token = req
             .query_param("token")
             .or_else(|| req.header("authorization")?.strip_prefix("Bearer ").map(str::to_owned))
@@ -163,6 +165,7 @@ fn query_params_and_cookies_are_parsed_as_browsers_send_them() {
         path: "/mux".into(),
         query: "a=1&token=x%2By%3D+z&empty&bad=%zz".into(),
         headers: vec![("cookie".into(), "sid=abc; theme=dark".into())],
+        remote: None,
     };
     assert_eq!(req.query_param("token").as_deref(), Some("x+y= z"));
     assert_eq!(req.query_param("a").as_deref(), Some("1"));

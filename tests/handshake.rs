@@ -93,6 +93,59 @@ fn a_foreign_origin_is_refused_with_403_and_an_allowed_one_upgrades() {
 }
 
 #[test]
+fn an_allow_list_entry_that_can_never_match_is_an_error_at_bind() {
+    run(async {
+        let mut config = ServerConfig::default();
+        config.origins = OriginPolicy::AllowList(vec!["https://app.example/".into()]);
+        let err = Server::bind("127.0.0.1:0", config).await.unwrap_err();
+        assert!(matches!(err, wsmux::Error::Config(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("https://app.example/") && text.contains("trailing slash"), "{text}");
+    });
+}
+
+#[test]
+fn forwarding_headers_are_believed_from_trusted_proxies_only() {
+    run(async {
+        let proto = "Sec-WebSocket-Protocol: wsmux.v1\r\n";
+        // What nginx sends with `proxy_set_header X-Forwarded-Host $host;` and the default
+        // `Host $proxy_host`: the Host is the upstream's, the browser's host is forwarded.
+        let forwarded = format!(
+            "{proto}Origin: https://app.example\r\nX-Forwarded-Host: app.example\r\n\
+             X-Forwarded-Proto: https\r\n"
+        );
+        let (untrusting, addr) = server_with(ServerConfig::default()).await;
+        let answer = exchange(&untrusting, &upgrade_request(&addr, &forwarded)).await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+        assert!(answer.contains(&format!("sent to {addr}")), "{answer}");
+
+        let mut config = ServerConfig::default();
+        config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        let (trusting, addr) = server_with(config).await;
+        let mut tcp = TcpStream::connect(trusting.local_addr()).await.unwrap();
+        tcp.write_all(upgrade_request(&addr, &forwarded).as_bytes()).await.unwrap();
+        let mut head = [0u8; 12];
+        tcp.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 101");
+        // A plain-http page does not pass for the https site the proxy serves.
+        let http = forwarded.replace("Origin: https://", "Origin: http://");
+        let answer = exchange(&trusting, &upgrade_request(&addr, &http)).await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    });
+}
+
+#[test]
+fn origin_null_is_refused_with_a_body_naming_the_setting() {
+    run(async {
+        let (server, addr) = server_with(ServerConfig::default()).await;
+        let null = "Sec-WebSocket-Protocol: wsmux.v1\r\nOrigin: null\r\n";
+        let answer = exchange(&server, &upgrade_request(&addr, null)).await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+        assert!(answer.contains("ServerConfig::origins"), "{answer}");
+    });
+}
+
+#[test]
 fn a_wrong_path_gets_404_and_a_huge_head_gets_431() {
     run(async {
         let (server, addr) = server_with(ServerConfig::default()).await;
