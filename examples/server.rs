@@ -1,12 +1,13 @@
 //! The reference wsmux server: serves the interoperability routes (`echo`, `discard`,
-//! `source`, see PROTOCOL.md) on one URL, for `examples/client.rs`, browsers and other
-//! implementations.
+//! `source`) and RPC methods (`interop.*`, see PROTOCOL.md section 14) on one URL, for
+//! `examples/client.rs`, browsers and other implementations.
 //!
 //! Run: `cargo run --release --example server -- --listen 127.0.0.1:9000`
 
 use wsmux::server::{OriginPolicy, Server, ServerConfig};
 
-const HELP: &str = "wsmux reference server: serves the routes echo, discard and source
+const HELP: &str = "wsmux reference server: serves the routes echo, discard and source and the
+RPC methods interop.unary, .fail, .header, .hang, .count, .concat and .echo (PROTOCOL.md 14)
 
 USAGE: cargo run --release --example server -- [OPTIONS]
 
@@ -45,7 +46,7 @@ fn main() {
             Err(e) => fail(&format!("cannot listen on {listen}: {e}")),
         };
         println!(
-            "wsmux server on ws://{}{path} (routes: echo, discard, source)",
+            "wsmux server on ws://{}{path} (routes: echo, discard, source; RPC: interop.*)",
             server.local_addr()
         );
         while let Some(session) = server.accept().await {

@@ -73,6 +73,27 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Bincode {
     }
 }
 
+/// The identity codec: a value is the message's bytes as they are. For protocols that define
+/// their own bytes, and for peers that speak no bincode (the interop RPC service uses it, so a
+/// client in any language can call it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Raw;
+
+impl Codec<Bytes> for Raw {
+    fn encode(&self, value: &Bytes) -> Result<Bytes, CodecError> {
+        Ok(value.clone())
+    }
+
+    fn encode_into(&self, value: &Bytes, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        out.extend_from_slice(value);
+        Ok(())
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<Bytes, CodecError> {
+        Ok(Bytes::copy_from_slice(bytes))
+    }
+}
+
 /// Appends what bincode writes to a `Vec` (through `std::io::Write`, every value written would
 /// also pass the IO error plumbing).
 struct AppendTo<'a>(&'a mut Vec<u8>);

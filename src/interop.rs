@@ -6,32 +6,122 @@
 //! - `source`: the open's metadata is a decimal byte count N (UTF-8); sends N bytes in messages
 //!   of at most 64 KiB, then finishes.
 //!
+//! - RPC methods `interop.*` (PROTOCOL.md section 17) whose values are raw bytes (the [`Raw`]
+//!   codec), so a client in any language can test its RPC profile: see [`rpc_router`].
+//!
 //! Any other route is refused with NOT_FOUND.
 
 use bytes::Bytes;
 
 use crate::channel::Channel;
+use crate::codec::Raw;
 use crate::error::Error;
+use crate::rpc::{Bidi, ClientStreaming, Code, Router, ServerStreaming, Status, Unary};
 use crate::session::{Incoming, Session};
 use crate::ErrorCode;
+
+/// Answers the request unchanged.
+pub const UNARY: Unary<Bytes, Bytes> = Unary::new("interop.unary");
+/// Fails with the STATUS the request asks for: its first two bytes are the code (big-endian,
+/// 1–65535), the rest the text (UTF-8). A request that is shorter, asks for code 0 or has a
+/// text that is not UTF-8 gets INVALID_ARGUMENT.
+pub const FAIL: Unary<Bytes, Bytes> = Unary::new("interop.fail");
+/// Answers the value of the call header the request names (UTF-8), its first if it repeats,
+/// or NOT_FOUND.
+pub const HEADER: Unary<Bytes, Bytes> = Unary::new("interop.header");
+/// Never answers: the call ends by its deadline (DEADLINE_EXCEEDED from the callee, or the
+/// caller's own), by the caller's cancellation or with the session.
+pub const HANG: Unary<Bytes, Bytes> = Unary::new("interop.hang");
+/// Server streaming: the request is a decimal count N (UTF-8, 0–65536); the answers are N
+/// messages, the decimal numbers `0`, `1`, … `N-1`, then FIN. Anything else:
+/// INVALID_ARGUMENT.
+pub const COUNT: ServerStreaming<Bytes, Bytes> = ServerStreaming::new("interop.count");
+/// Client streaming: answers all the requests joined, in order, once the caller finishes; past
+/// [`CONCAT_MAX`] bytes in all, OUT_OF_RANGE.
+pub const CONCAT: ClientStreaming<Bytes, Bytes> = ClientStreaming::new("interop.concat");
+/// Bidirectional: answers every request with the same bytes as it arrives, and finishes once
+/// the caller finishes.
+pub const ECHO: Bidi<Bytes, Bytes> = Bidi::new("interop.echo");
+
+/// The most `interop.concat` joins: 1 MiB.
+pub const CONCAT_MAX: usize = 1024 * 1024;
+/// The largest count `interop.count` streams.
+pub const COUNT_MAX: u32 = 65_536;
+
+/// The interop RPC methods on the [`Raw`] codec: [`UNARY`], [`FAIL`], [`HEADER`], [`HANG`],
+/// [`COUNT`], [`CONCAT`] and [`ECHO`]. [`serve`] serves them beside the reference routes.
+pub fn rpc_router() -> Router<Raw> {
+    Router::with_codec(Raw)
+        .unary(UNARY, |req: Bytes, _| async move { Ok(req) })
+        .unary(FAIL, |req: Bytes, _| async move {
+            let invalid = || {
+                Status::invalid_argument("interop.fail needs a code (u16, 1-65535) and UTF-8 text")
+            };
+            let (code, text) = req.split_first_chunk::<2>().ok_or_else(invalid)?;
+            let code = u16::from_be_bytes(*code);
+            let text = std::str::from_utf8(text).map_err(|_| invalid())?;
+            if code == 0 {
+                return Err(invalid());
+            }
+            Err(Status::new(Code(code), text))
+        })
+        .unary(HEADER, |req: Bytes, ctx| async move {
+            let name = std::str::from_utf8(&req)
+                .map_err(|_| Status::invalid_argument("a header name is UTF-8"))?;
+            ctx.header(name)
+                .cloned()
+                .ok_or_else(|| Status::not_found(format!("no header {name:?}")))
+        })
+        .unary(HANG, |_: Bytes, _| futures::future::pending())
+        .server_streaming(COUNT, |req: Bytes, mut out, _| async move {
+            let n = std::str::from_utf8(&req)
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+                .filter(|n| *n <= COUNT_MAX)
+                .ok_or_else(|| {
+                    Status::invalid_argument(format!("a decimal count 0-{COUNT_MAX}"))
+                })?;
+            for i in 0..n {
+                out.send(&Bytes::from(i.to_string())).await?;
+            }
+            Ok(())
+        })
+        .client_streaming(CONCAT, |mut requests, _| async move {
+            let mut joined = Vec::new();
+            while let Some(req) = requests.recv().await {
+                let req: Bytes = req?;
+                if joined.len() + req.len() > CONCAT_MAX {
+                    return Err(Status::out_of_range(format!("more than {CONCAT_MAX} bytes")));
+                }
+                joined.extend_from_slice(&req);
+            }
+            Ok(Bytes::from(joined))
+        })
+        .bidi(ECHO, |mut requests, mut out, _| async move {
+            while let Some(req) = requests.recv().await {
+                out.send(&req?).await?;
+            }
+            Ok(())
+        })
+}
 
 /// Largest message the `source` route sends.
 pub const SOURCE_CHUNK: usize = 64 * 1024;
 
-/// Serves the reference routes on every channel `session` accepts, one task per channel,
+/// Serves the reference routes and the interop RPC methods on every channel `session` accepts,
 /// until the session closes.
 #[cfg(any(feature = "async-std", feature = "smol", feature = "tokio"))]
 pub async fn serve(session: Session) {
-    while let Some(incoming) = session.accept().await {
-        crate::rt::spawn(async move {
-            if let Err(e) = handle(incoming).await {
-                tracing::debug!(error = %e, "reference route failed");
-            }
-        });
-    }
+    let router = rpc_router().otherwise(|incoming| async move {
+        if let Err(e) = handle(incoming).await {
+            tracing::debug!(error = %e, "reference route failed");
+        }
+    });
+    router.serve(session).await
 }
 
-/// Runs the reference route `incoming` asks for, or refuses it with NOT_FOUND.
+/// Runs the reference route `incoming` asks for (not the RPC methods), or refuses it with
+/// NOT_FOUND.
 pub async fn handle(incoming: Incoming) -> Result<(), Error> {
     match incoming.route() {
         "echo" => echo(incoming.accept()).await,

@@ -38,7 +38,7 @@ mod shared;
 pub mod tls;
 
 pub use channel::Channel;
-pub use codec::{Bincode, Codec, CodecError, Typed};
+pub use codec::{Bincode, Codec, CodecError, Raw, Typed};
 pub use config::Config;
 pub use driver::Driver;
 pub use error::{Error, SendError};

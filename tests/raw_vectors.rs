@@ -312,3 +312,78 @@ fn an_echo_the_peer_cannot_accept_ends_in_a_reset_not_a_clean_end() {
         assert_eq!(ch.recv().await.unwrap(), None);
     });
 }
+
+/// Every `interop` vector of `rpc.json`, on a new raw session each: the reference server's
+/// `interop.*` methods answer the call messages, STATUS and FIN the vector lists.
+#[test]
+fn every_interop_rpc_vector_against_the_reference_server() {
+    run(async {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/proto/vectors/rpc.json");
+        let all: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let server = Server::bind("127.0.0.1:0", ServerConfig::default()).await.unwrap();
+        let addr = server.local_addr().to_string();
+        let vectors = all["interop"].as_array().unwrap();
+        assert!(vectors.len() >= 10, "the interop vectors are missing");
+        for v in vectors {
+            let name = v["name"].as_str().unwrap();
+            let mut ws = raw_client(&addr).await;
+            async_std::task::spawn(wsmux::interop::serve(server.accept().await.unwrap()));
+            ws.feed(Message::Binary(Frame::Settings(Settings::default()).to_bytes()))
+                .await
+                .unwrap();
+            for hex in v["requests"].as_array().unwrap() {
+                ws.feed(Message::Binary(Bytes::from(unhex(hex.as_str().unwrap())))).await.unwrap();
+            }
+            ws.flush().await.unwrap();
+            // The call's messages on channel 1 until its FIN, and its frames.
+            let (mut messages, mut partial, mut frames) = (Vec::new(), Vec::new(), Vec::new());
+            let read = async {
+                while let Some(Ok(msg)) = ws.next().await {
+                    let Message::Binary(b) = msg else { continue };
+                    for frame in frames_in(b) {
+                        let Frame::Data(Data { id: ChannelId(1), eom, fin, payload }) = &frame
+                        else {
+                            assert!(!matches!(frame, Frame::Reset { .. }), "{name}: {frame:?}");
+                            continue;
+                        };
+                        partial.extend_from_slice(payload);
+                        if *eom {
+                            messages.push(std::mem::take(&mut partial));
+                        }
+                        frames.push(frame.to_bytes());
+                        if *fin {
+                            return;
+                        }
+                    }
+                }
+                panic!("{name}: the session ended before the call's FIN");
+            };
+            async_std::future::timeout(Duration::from_secs(10), read)
+                .await
+                .unwrap_or_else(|_| panic!("{name}: no FIN within 10 s"));
+            let status = match v.get("status") {
+                Some(code) => {
+                    let last = messages.pop().unwrap_or_else(|| panic!("{name}: no STATUS"));
+                    assert_eq!(last[0], 1, "{name}: the last message is not a STATUS");
+                    let code = code.as_u64().unwrap() as u16;
+                    assert_eq!(u16::from_be_bytes([last[1], last[2]]), code, "{name}: code");
+                    if let Some(text) = v.get("status_text") {
+                        assert_eq!(&last[3..], text.as_str().unwrap().as_bytes(), "{name}");
+                    }
+                    Some(code)
+                }
+                None => None,
+            };
+            let want: Vec<Vec<u8>> = v["answers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| unhex(h.as_str().unwrap()))
+                .collect();
+            assert_eq!(messages, want, "{name}: answers (status {status:?})");
+            if let Some(frame) = v.get("answer_frame") {
+                assert_eq!(frames, [unhex(frame.as_str().unwrap())], "{name}: frames");
+            }
+        }
+    });
+}

@@ -637,3 +637,68 @@ fn serve_connection_answers_before_the_read_that_finds_the_socket_empty() {
         async_std::future::timeout(Duration::from_secs(10), connection).await.unwrap().unwrap();
     });
 }
+
+#[test]
+fn the_interop_service_answers_every_shape_in_raw_bytes_beside_the_reference_routes() {
+    use wsmux::interop;
+    run(async {
+        let (client, server) = pair().await;
+        async_std::task::spawn(interop::serve(server));
+        let rpc = Client::with_codec(client.clone(), wsmux::Raw);
+        let bytes = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+
+        assert_eq!(rpc.unary(&interop::UNARY, &bytes("hi")).await.unwrap(), "hi");
+        let mut fail = vec![0x01, 0x05];
+        fail.extend_from_slice(b"as asked");
+        let status = rpc.unary(&interop::FAIL, &Bytes::from(fail)).await.unwrap_err();
+        assert_eq!((status.code(), status.message()), (Code(0x105), "as asked"));
+        let status = rpc.unary(&interop::FAIL, &Bytes::from_static(&[0, 0])).await.unwrap_err();
+        assert_eq!(status.code(), Code::INVALID_ARGUMENT);
+        let traced = CallOptions::new().header("trace", "ab");
+        let value = rpc.unary_with(&interop::HEADER, &bytes("trace"), traced).await.unwrap();
+        assert_eq!(value, "ab");
+        let status = rpc.unary(&interop::HEADER, &bytes("none")).await.unwrap_err();
+        assert_eq!(status.code(), Code::NOT_FOUND);
+
+        let mut counted =
+            rpc.server_streaming(&interop::COUNT, &bytes("3"), CallOptions::new()).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(v) = counted.recv().await {
+            got.push(v.unwrap());
+        }
+        assert_eq!(got, ["0", "1", "2"]);
+        let mut counted = rpc
+            .server_streaming(&interop::COUNT, &bytes("65537"), CallOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(counted.recv().await.unwrap().unwrap_err().code(), Code::INVALID_ARGUMENT);
+
+        let mut concat = rpc.client_streaming(&interop::CONCAT, CallOptions::new()).await.unwrap();
+        for part in ["ab", "", "cd"] {
+            concat.send(&bytes(part)).await.unwrap();
+        }
+        assert_eq!(concat.finish().await.unwrap(), "abcd");
+
+        let mut echo = rpc.bidi(&interop::ECHO, CallOptions::new()).await.unwrap();
+        for part in ["x", "yz"] {
+            echo.send(&bytes(part)).await.unwrap();
+            assert_eq!(echo.recv().await.unwrap().unwrap(), part);
+        }
+        echo.finish().await.unwrap();
+        assert!(echo.recv().await.is_none());
+
+        // interop.hang never answers: the callee's deadline (from the call header) ends it.
+        let header = CallHeader { timeout_ms: 50, headers: Vec::new() };
+        let open = OpenOptions::new("interop.hang").metadata(header.encode()).message(vec![0u8]);
+        let mut ch = client.open_with(open.finish()).await.unwrap();
+        assert_eq!(ch.recv().await.unwrap().unwrap()[..3], [1, 0, 4], "DEADLINE_EXCEEDED");
+        assert_eq!(ch.recv().await.unwrap(), None);
+
+        // The plain routes share the session with the calls; unknown ones are still refused.
+        let mut echo = client.open("echo").await.unwrap();
+        echo.send(bytes("plain")).await.unwrap();
+        assert_eq!(echo.recv().await.unwrap().unwrap(), "plain");
+        let err = client.open("interop.nope").await.unwrap().recv().await.unwrap_err();
+        assert!(err.to_string().contains("no route"), "{err}");
+    });
+}

@@ -383,3 +383,22 @@ fn the_rpc_worked_example_frames_decode_as_a_call() {
     let status = CallMessage::Status { code: Code::NOT_FOUND, text: "no such key" };
     assert_eq!(CallMessage::decode(&failure.payload), Ok(status));
 }
+
+#[test]
+fn every_interop_call_is_frames_that_decode_and_encode_back() {
+    for v in load_rpc("interop") {
+        let name = text_of(&v, "name");
+        let requests = v["requests"].as_array().unwrap().iter();
+        let answer = v.get("answer_frame").into_iter();
+        for hex in requests.chain(answer) {
+            let bytes = Bytes::from(unhex(hex.as_str().unwrap()));
+            let frame = Frame::decode(bytes.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(frame.to_bytes(), bytes, "{name}");
+            assert!(matches!(frame, Frame::Open(_) | Frame::Data(_)), "{name}: {frame:?}");
+        }
+        for hex in v["answers"].as_array().unwrap() {
+            let message = unhex(hex.as_str().unwrap());
+            assert!(CallMessage::decode(&message).is_ok(), "{name}: answer {hex}");
+        }
+    }
+}

@@ -286,7 +286,11 @@ pub struct Router<C = Bincode> {
     methods: HashMap<&'static str, Arc<Handler>>,
     codec: Arc<C>,
     max_in_flight: usize,
+    otherwise: Option<Arc<Otherwise>>,
 }
+
+/// What serves a channel whose route is no method of the router.
+type Otherwise = dyn Fn(Incoming) -> BoxFuture<'static, ()> + Send + Sync;
 
 impl<C> Clone for Router<C> {
     /// A router with the same handlers, for serving another session.
@@ -295,6 +299,7 @@ impl<C> Clone for Router<C> {
             methods: self.methods.clone(),
             codec: self.codec.clone(),
             max_in_flight: self.max_in_flight,
+            otherwise: self.otherwise.clone(),
         }
     }
 }
@@ -306,6 +311,7 @@ impl<C> std::fmt::Debug for Router<C> {
         f.debug_struct("Router")
             .field("methods", &methods)
             .field("max_in_flight", &self.max_in_flight)
+            .field("otherwise", &self.otherwise.is_some())
             .finish()
     }
 }
@@ -334,7 +340,22 @@ impl<C: Send + Sync + 'static> Router<C> {
             methods: HashMap::new(),
             codec: Arc::new(codec),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            otherwise: None,
         }
+    }
+
+    /// Hands every channel whose route is none of the router's methods to `handler` instead of
+    /// answering it UNIMPLEMENTED, so one session carries calls and plain channels (a tunnel,
+    /// a file transfer) side by side. The handler's future runs like a call that has to wait
+    /// (as its own task), outside the `max_in_flight` bound: the session's channel limit
+    /// bounds those channels.
+    pub fn otherwise<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(Incoming) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.otherwise = Some(Arc::new(move |incoming| handler(incoming).boxed()));
+        self
     }
 
     /// At most `n` calls run at once per served session; past that a call is answered
@@ -584,6 +605,9 @@ impl<C: Send + Sync + 'static> Router<C> {
             None
         };
         let Some((&method, handler)) = self.methods.get_key_value(incoming.route()) else {
+            if let Some(otherwise) = &self.otherwise {
+                return Some(otherwise(incoming));
+            }
             let status =
                 Status::new(Code::UNIMPLEMENTED, format!("no method {:?}", incoming.route()));
             return answer_now(incoming, status);
