@@ -1,5 +1,6 @@
 //! `Channel`: one logical, flow-controlled, bidirectional flow of whole messages.
 
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -36,11 +37,27 @@ pub struct Channel {
     released: bool,
     /// This channel's reader may hold the driver's read lease (see `WriteNow::read_now`).
     leasing: bool,
+    /// Whole messages taken with the last one read, to hand out without the lock (see
+    /// [`RECV_BATCH`]); empty whenever `partial` is not.
+    ready: VecDeque<Bytes>,
 }
+
+/// Up to this many bytes of small whole messages that wait behind the one a read takes are
+/// taken with it, under the same lock, and handed out by the following reads without it.
+/// They are held against the session's bound like the message read (PROTOCOL.md's held
+/// messages). Measured: 64-byte messages over 64 channels, the lock was a fifth of the time.
+const RECV_BATCH: usize = 4096;
 
 impl Channel {
     pub(crate) fn new(shared: Shared, id: ChannelId) -> Self {
-        Channel { shared, id, partial: Partial::default(), released: false, leasing: false }
+        Channel {
+            shared,
+            id,
+            partial: Partial::default(),
+            released: false,
+            leasing: false,
+            ready: VecDeque::new(),
+        }
     }
 
     /// The channel's id (odd if the client opened it, even if the server did).
@@ -56,9 +73,9 @@ impl Channel {
             let mut inner = self.shared.lock();
             match inner.proto.poll_writable(self.id) {
                 Ok(true) => {
-                    let queued = inner.proto.send(self.id, msg.clone());
+                    let queued = inner.proto.send_or_return(self.id, msg);
                     inner.after_command();
-                    return queued.map_err(|e| SendError { value: msg, error: e.into() });
+                    return queued.map_err(|(e, value)| SendError { value, error: e.into() });
                 }
                 Ok(false) => {}
                 Err(e) => return Err(SendError { value: msg, error: e.into() }),
@@ -86,13 +103,11 @@ impl Channel {
     /// Queues one message now, whatever the send buffer holds (see [`Channel::poll_send_ready`]).
     pub fn start_send(&mut self, msg: Bytes) -> Result<(), SendError<Bytes>> {
         let mut inner = self.shared.lock();
-        match inner.proto.send(self.id, msg.clone()) {
-            Ok(()) => {
-                inner.after_command();
-                Ok(())
-            }
-            Err(e) => Err(SendError { value: msg, error: e.into() }),
+        let queued = inner.proto.send_or_return(self.id, msg);
+        if queued.is_ok() {
+            inner.after_command();
         }
+        queued.map_err(|(e, value)| SendError { value, error: e.into() })
     }
 
     /// Receives the next whole message; `Ok(None)` once the peer has finished its side.
@@ -120,11 +135,20 @@ impl Channel {
         last: bool,
     ) -> Poll<Result<Option<Bytes>, Error>> {
         debug_assert!(!self.released, "a channel read after recv_last let go of it");
+        if let Some(msg) = self.ready.pop_front() {
+            if last && self.ready.is_empty() {
+                self.release_if_finished();
+            }
+            return Poll::Ready(Ok(Some(msg)));
+        }
         let mut inner = self.shared.lock();
         let mut read_socket = self.shared.caller_reads();
         let result = loop {
             match inner.proto.read_joining(self.id, usize::MAX) {
                 Ok(Read::Chunk(chunk)) if chunk.eom && self.partial.is_empty() => {
+                    if !last {
+                        inner.proto.read_more_whole(self.id, RECV_BATCH, &mut self.ready);
+                    }
                     break Poll::Ready(Ok(Some(chunk.data)));
                 }
                 Ok(Read::Chunk(chunk)) => {
@@ -174,6 +198,18 @@ impl Channel {
         result
     }
 
+    /// After `recv_last` handed out the last of `ready`: lets go of the channel if that was the
+    /// peer's last message.
+    fn release_if_finished(&mut self) {
+        let mut inner = self.shared.lock();
+        if inner.proto.read_finished(self.id) {
+            inner.proto.release(self.id);
+            inner.channels.remove(&self.id);
+            self.released = true;
+        }
+        inner.after_command();
+    }
+
     /// Names this channel's reader to the driver's lease (see `WriteNow::read_now`).
     fn lease_token(&self) -> u64 {
         u64::from(self.id.0) + 1
@@ -192,7 +228,9 @@ impl Channel {
     /// request can answer with [`Channel::finish_with`], so the reply and the end leave in one
     /// frame.
     pub fn peer_finished(&self) -> bool {
-        self.partial.is_empty() && self.shared.lock().proto.read_finished(self.id)
+        self.partial.is_empty()
+            && self.ready.is_empty()
+            && self.shared.lock().proto.read_finished(self.id)
     }
 
     /// Waits until what this side sends can no longer arrive: the peer reset the channel, or
@@ -249,11 +287,14 @@ impl Channel {
         }
         {
             let mut inner = self.shared.lock();
-            let queued = inner.proto.send(self.id, msg.clone());
-            let finished = queued.and_then(|()| inner.proto.finish(self.id));
+            let queued = inner.proto.send_or_return(self.id, msg);
+            let finished = match queued {
+                Ok(()) => inner.proto.finish(self.id).map_err(|e| (e, Bytes::new())),
+                Err(refused) => Err(refused),
+            };
             inner.after_command();
-            if let Err(e) = finished {
-                return Err(SendError { value: msg, error: e.into() });
+            if let Err((e, value)) = finished {
+                return Err(SendError { value, error: e.into() });
             }
         }
         self.flush().await.map_err(|error| SendError { value: Bytes::new(), error })
@@ -298,6 +339,7 @@ impl Channel {
     /// Aborts both directions with `code`: queued and unread data is dropped, the peer's reads
     /// and sends fail with this code.
     pub fn reset(&mut self, code: ErrorCode, reason: &str) {
+        self.ready.clear();
         let mut inner = self.shared.lock();
         inner.proto.reset(self.id, code, reason);
         inner.after_command();
@@ -309,6 +351,7 @@ impl Channel {
     /// and finish as usual. Receiving afterwards fails with
     /// [`crate::ChannelError::LocallyStopped`].
     pub fn stop_receiving(&mut self, code: ErrorCode, reason: &str) {
+        self.ready.clear();
         let mut inner = self.shared.lock();
         inner.proto.stop_receiving(self.id, code, reason);
         inner.after_command();
@@ -321,8 +364,15 @@ impl Channel {
         ChannelIo::new(self)
     }
 
+    /// What was taken from the session but not handed out: a part-gathered message, or whole
+    /// messages taken ahead, joined.
     pub(crate) fn take_partial(&mut self) -> Bytes {
-        self.partial.take()
+        if self.ready.is_empty() {
+            return self.partial.take();
+        }
+        let mut joined = Vec::with_capacity(self.ready.iter().map(Bytes::len).sum());
+        self.ready.drain(..).for_each(|m| joined.extend_from_slice(&m));
+        Bytes::from(joined)
     }
 
     pub(crate) fn shared(&self) -> &Shared {

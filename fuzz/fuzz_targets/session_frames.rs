@@ -93,6 +93,13 @@ fn serve(s: &mut Session, now: Instant, ids: &mut Vec<ChannelId>, refuse: bool, 
     ids.retain(|&id| loop {
         let read = if joining { s.read_joining(id, usize::MAX) } else { s.read(id, max.max(1)) };
         match read {
+            // Read ahead as `Channel::recv` does, up to `max` bytes of whole messages.
+            Ok(Read::Chunk(c)) if joining && c.eom => {
+                let mut ahead = Vec::new();
+                s.read_more_whole(id, max, &mut ahead);
+                assert!(ahead.iter().map(|m| m.len()).sum::<usize>() <= max);
+                continue;
+            }
             Ok(Read::Chunk(_)) => continue,
             Ok(Read::Pending) => break true,
             Ok(Read::End) | Err(_) => {

@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::code::ErrorCode;
 use crate::id::ChannelId;
@@ -196,31 +196,48 @@ impl DecodeError {
     }
 }
 
+/// Reads a frame's fields off the front of its bytes. Fixed-width fields are read in place
+/// (`Buf::advance` moves a pointer): only metadata and payloads become `Bytes` of their own,
+/// since every clone or drop of a shared `Bytes` is an atomic operation on the WebSocket read
+/// buffer's count (measured: 5 of them per packed 64-byte frame took a quarter of the
+/// small-message benchmark's time).
 struct Reader {
     buf: Bytes,
 }
 
 impl Reader {
-    fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
-        Ok(self.take(1, what)?[0])
-    }
-    fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
-        let b = self.take(2, what)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
-        let b = self.take(4, what)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn take(&mut self, n: usize, what: &'static str) -> Result<Bytes, DecodeError> {
+    fn need(&self, n: usize, what: &'static str) -> Result<(), DecodeError> {
         if self.buf.len() < n {
             return Err(DecodeError::Truncated(what));
         }
+        Ok(())
+    }
+    fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+        self.need(1, what)?;
+        Ok(self.buf.get_u8())
+    }
+    fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
+        self.need(2, what)?;
+        Ok(self.buf.get_u16())
+    }
+    fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+        self.need(4, what)?;
+        Ok(self.buf.get_u32())
+    }
+    fn take(&mut self, n: usize, what: &'static str) -> Result<Bytes, DecodeError> {
+        self.need(n, what)?;
         Ok(self.buf.split_to(n))
     }
+    /// Everything left, without a clone.
+    fn rest(&mut self) -> Bytes {
+        std::mem::take(&mut self.buf)
+    }
     fn string(&mut self, n: usize, what: &'static str) -> Result<String, DecodeError> {
-        let b = self.take(n, what)?;
-        String::from_utf8(b.to_vec()).map_err(|_| DecodeError::NotUtf8(what))
+        self.need(n, what)?;
+        let s = std::str::from_utf8(&self.buf[..n]).map_err(|_| DecodeError::NotUtf8(what))?;
+        let s = s.to_owned();
+        self.buf.advance(n);
+        Ok(s)
     }
     /// A RESET's or STOP's code and reason (`what` names the two fields in errors).
     fn code_and_reason(
@@ -266,7 +283,7 @@ impl Frame {
         let frame = match kind {
             kind::DATA => {
                 on_channel("DATA")?;
-                Frame::Data(Data { id, eom, fin, payload: r.buf.split_off(0) })
+                Frame::Data(Data { id, eom, fin, payload: r.rest() })
             }
             kind::OPEN => {
                 on_channel("OPEN")?;
@@ -274,7 +291,7 @@ impl Frame {
                 let route = Cow::Owned(r.string(route_len, "OPEN route")?);
                 let meta_len = r.u16("OPEN metadata length")? as usize;
                 let metadata = r.take(meta_len, "OPEN metadata")?;
-                Frame::Open(Open { id, route, metadata, eom, fin, payload: r.buf.split_off(0) })
+                Frame::Open(Open { id, route, metadata, eom, fin, payload: r.rest() })
             }
             kind::WINDOW => {
                 // Channel id 0 credits the session as a whole (PROTOCOL.md section 8).
@@ -299,10 +316,10 @@ impl Frame {
             }
             kind::PING => {
                 on_session("PING")?;
-                let b = r.take(8, "PING payload")?;
-                r.end("PING")?;
+                r.need(8, "PING payload")?;
                 let mut payload = [0; 8];
-                payload.copy_from_slice(&b);
+                r.buf.copy_to_slice(&mut payload);
+                r.end("PING")?;
                 Frame::Ping { ack: flags & flag::ACK != 0, payload }
             }
             kind::GOAWAY => {
@@ -434,8 +451,9 @@ pub fn frames_of(msg: Bytes) -> Result<Frames, DecodeError> {
         return Ok(Frames { single: Some(msg), entries: Bytes::new() });
     }
     let mut r = Reader { buf: msg };
-    let head = r.take(HEADER_LEN, "header")?;
-    let id = u32::from_be_bytes([head[2], head[3], head[4], head[5]]);
+    r.need(HEADER_LEN, "header")?;
+    r.buf.advance(2);
+    let id = r.buf.get_u32();
     if id != 0 {
         return Err(DecodeError::WrongChannel("PACK", id));
     }

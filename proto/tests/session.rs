@@ -433,3 +433,33 @@ fn a_peer_that_provokes_resets_without_reading_hits_the_control_queue_bound() {
     assert_eq!(goaway_in(&out).map(|g| g.0), Some(ErrorCode::LIMIT));
     assert!(resets_in(&out).is_empty(), "on a session error the queued replies are dropped");
 }
+
+#[test]
+fn whole_messages_read_ahead_are_held_until_the_next_joining_read() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("batch", Bytes::new(), None, false).expect("open");
+    for m in ["one", "two", "three", "four"] {
+        pair.client.send(id, b(m)).expect("send");
+    }
+    pair.drive();
+    assert_eq!(accept(&mut pair.server).id, id);
+    let first = match pair.server.read_joining(id, usize::MAX) {
+        Ok(wsmux_proto::Read::Chunk(c)) => c,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((&first.data[..], first.eom), (&b"one"[..], true));
+    // Up to 8 bytes more: "two" and "three" (3 + 5), not "four".
+    let mut ahead = Vec::new();
+    assert_eq!(pair.server.read_more_whole(id, 8, &mut ahead), 2);
+    assert_eq!(ahead, [b("two"), b("three")]);
+    // All three are held (against max_reassembly) until the reader asks for the next one.
+    assert_eq!(pair.server.stats().reassembly_bytes, 11);
+    let last = match pair.server.read_joining(id, usize::MAX) {
+        Ok(wsmux_proto::Read::Chunk(c)) => c,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(&last.data[..], b"four");
+    assert_eq!(pair.server.stats().reassembly_bytes, 4);
+    // Nothing more waits.
+    assert_eq!(pair.server.read_more_whole(id, 8, &mut ahead), 0);
+}

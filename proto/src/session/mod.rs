@@ -495,11 +495,24 @@ impl Session {
     /// it with LIMIT instead of FIN), so the peer never sees a clean end with a message
     /// missing. Use [`Session::check_send`] first to choose another answer instead.
     pub fn send(&mut self, id: ChannelId, msg: Bytes) -> Result<(), ChannelError> {
+        self.send_or_return(id, msg).map_err(|(e, _)| e)
+    }
+
+    /// [`Session::send`] that hands the message back with the error, so a caller that must
+    /// return it need not keep a clone (a shared `Bytes`'s clone is an atomic operation).
+    pub fn send_or_return(
+        &mut self,
+        id: ChannelId,
+        msg: Bytes,
+    ) -> Result<(), (ChannelError, Bytes)> {
         let max = self.peer.max_message_size;
-        let ch = self.sendable_channel(id)?;
+        let ch = match self.sendable_channel(id) {
+            Ok(ch) => ch,
+            Err(e) => return Err((e, msg)),
+        };
         if msg.len() > max as usize {
             ch.lost_message = true;
-            return Err(ChannelError::MessageTooLarge { size: msg.len(), max });
+            return Err((ChannelError::MessageTooLarge { size: msg.len(), max }, msg));
         }
         let len = msg.len();
         ch.enqueue(msg);
@@ -578,23 +591,10 @@ impl Session {
         if joining {
             self.join_next_part(id, max)?;
         }
-        let ch = self.channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
-        let cost = ch.unread_cost();
-        if let Some(chunk) = ch.pop_recv(max) {
-            self.unread_cost -= cost - ch.unread_cost();
-            let len = chunk.data.len();
-            if ch.recv == RecvState::Open {
-                if let Some(credit) = ch.window.on_read(len) {
-                    ch.credit_owed = ch.credit_owed.saturating_add(credit);
-                    if !ch.owes_window {
-                        ch.owes_window = true;
-                        self.window_queue.push_back(id);
-                    }
-                }
-            }
-            self.session_bytes_done(len);
+        if let Some(chunk) = self.pop_read(id, max) {
             return Ok(Read::Chunk(chunk));
         }
+        let ch = self.channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
         match ch.recv {
             RecvState::Open => Ok(Read::Pending),
             RecvState::Finished => Ok(Read::End),
@@ -602,6 +602,55 @@ impl Session {
                 Err(ch.recv_error.as_deref().cloned().unwrap_or_else(|| ch.failure()))
             }
         }
+    }
+
+    /// After a joining read that returned a whole message of `id`: takes the whole messages
+    /// that follow it, as long as each arrived as one chunk and they add up to at most
+    /// `max_bytes`, and appends them to `out`; returns how many. They are read for credit like
+    /// the first, and held with it (against the same bound) until the next joining read. A
+    /// reader hands out a run of small messages under one lock this way.
+    pub fn read_more_whole(
+        &mut self,
+        id: ChannelId,
+        max_bytes: usize,
+        out: &mut impl Extend<Bytes>,
+    ) -> usize {
+        let (mut taken, mut bytes) = (0, 0);
+        loop {
+            let Some(ch) = self.channels.get_mut(&id) else { return taken };
+            let whole = ch.peek_recv().filter(|&(len, eom)| eom && bytes + len <= max_bytes);
+            let Some((len, _)) = whole.filter(|_| ch.holds_message) else { return taken };
+            let fits =
+                self.held_messages.bytes() + len as u64 <= u64::from(self.config.max_reassembly);
+            if !fits || !self.held_messages.add(len, true) {
+                return taken;
+            }
+            ch.partial_read += len;
+            let Some(chunk) = self.pop_read(id, len) else { return taken };
+            out.extend(Some(chunk.data));
+            taken += 1;
+            bytes += len;
+        }
+    }
+
+    /// Takes up to `max` bytes of the first chunk `id` holds, returning their credit.
+    fn pop_read(&mut self, id: ChannelId, max: usize) -> Option<Chunk> {
+        let ch = self.channels.get_mut(&id)?;
+        let cost = ch.unread_cost();
+        let chunk = ch.pop_recv(max)?;
+        self.unread_cost -= cost - ch.unread_cost();
+        let len = chunk.data.len();
+        if ch.recv == RecvState::Open {
+            if let Some(credit) = ch.window.on_read(len) {
+                ch.credit_owed = ch.credit_owed.saturating_add(credit);
+                if !ch.owes_window {
+                    ch.owes_window = true;
+                    self.window_queue.push_back(id);
+                }
+            }
+        }
+        self.session_bytes_done(len);
+        Some(chunk)
     }
 
     /// Whether the peer finished `id` and everything it sent before its FIN has been read: the
