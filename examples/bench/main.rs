@@ -27,7 +27,8 @@ USAGE: cargo run --release --example bench -- [OPTIONS] [CASES...]
   --rounds N      rounds per case; systems are interleaved within each round (default 3)
   --quick         tiny sizes, one round: a smoke test, not a measurement
   --json PATH     where to write JSON lines (default target/bench.jsonl)
-  --only SYSTEM   run only this system (tcp, raw, raw-flush, raw-batch, yamux, wsmux, ...), for profiling
+  --only SYSTEMS  run only these systems, comma-separated (tcp, raw, raw-flush, raw-batch,
+                  yamux, wsmux, ...), for profiling
   --help          this text
 
 CASES (default all): bulk-16k bulk-1m bulk-64ch small-64ch echo hol open rpc mem-channels mem-connections mem-hostile
@@ -190,7 +191,9 @@ async fn run<N: Net>(
         // Memory cases are one round each: their figure is a size, not a noisy rate.
         let rounds = if case.starts_with("mem") { 1 } else { rounds };
         for _ in 0..rounds {
-            for &system in systems.iter().filter(|s| only.is_none_or(|o| o == **s)) {
+            for &system in
+                systems.iter().filter(|s| only.is_none_or(|o| o.split(',').any(|o| o == **s)))
+            {
                 if case == "rpc" && only.is_none() && system.ends_with("-1") {
                     // The two at 1 in flight take turns in one measurement (see
                     // `rpc_side_by_side`); `--only` measures one alone.
@@ -205,6 +208,9 @@ async fn run<N: Net>(
                     continue;
                 }
                 let value = measure::<N>(case, system, sizes).await;
+                if std::env::var_os("WSMUX_BENCH_EACH").is_some() {
+                    eprintln!("  {case} {system}: {value:?}");
+                }
                 report.add(N::NAME, case, system, value);
             }
         }

@@ -463,3 +463,31 @@ fn whole_messages_read_ahead_are_held_until_the_next_joining_read() {
     // Nothing more waits.
     assert_eq!(pair.server.read_more_whole(id, 8, &mut ahead), 0);
 }
+
+#[test]
+fn a_reader_gets_one_readable_event_per_run_of_frames_not_one_per_frame() {
+    let mut pair = Pair::new();
+    let id = pair.client.open("events", Bytes::new(), None, false).expect("open");
+    pair.drive();
+    assert_eq!(accept(&mut pair.server).id, id);
+    let readable = |pair: &mut Pair| {
+        let events = pair.events(Side::Server);
+        events.iter().filter(|e| matches!(e, Event::Readable(i) if *i == id)).count()
+    };
+    readable(&mut pair);
+    for m in ["a", "b", "c"] {
+        pair.client.send(id, b(m)).expect("send");
+    }
+    pair.drive();
+    assert_eq!(readable(&mut pair), 1, "the queue stopped being empty once");
+    assert_eq!(read_message(&mut pair.server, id), Ok(msg("a")));
+    pair.client.send(id, b("d")).expect("send");
+    pair.drive();
+    assert_eq!(readable(&mut pair), 0, "the reader has not emptied the queue: it reads on");
+    for m in ["b", "c", "d"] {
+        assert_eq!(read_message(&mut pair.server, id), Ok(msg(m)));
+    }
+    pair.client.finish(id).expect("finish");
+    pair.drive();
+    assert_eq!(readable(&mut pair), 1, "the end on an empty queue is news");
+}

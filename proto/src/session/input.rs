@@ -299,6 +299,9 @@ impl Session {
         let cap = 2 * self.recv_session.size() + 2 * u64::from(self.local.initial_window);
         let session_full = (!payload.is_empty() || eom)
             && (self.unread_cost + len + crate::channel::CHUNK_COST) as u64 > cap;
+        // A reader waits only on an empty queue: one event when it stops being empty (or the
+        // direction ends on it) is all a reader needs, not one per frame.
+        let was_empty = ch.recv_drained();
         if session_full || !ch.push_recv(payload, eom, self.local.initial_window as usize) {
             self.local_reset(now, id, ErrorCode::LIMIT, "too many small unread messages");
             return false;
@@ -307,7 +310,9 @@ impl Session {
         if fin {
             ch.recv = RecvState::Finished;
         }
-        self.events.push_back(Event::Readable(id));
+        if was_empty {
+            self.events.push_back(Event::Readable(id));
+        }
         if fin {
             self.settle(id);
         }
