@@ -151,6 +151,12 @@ pub(crate) async fn bulk_wsmux<N: Net>(size: usize, total: usize, channels: usiz
             });
         }
         server.closed().await;
+        if std::env::var_os("WSMUX_BENCH_EACH").is_some() {
+            // How well the sender packed: frames per WebSocket message received.
+            let s = server.stats();
+            let per = s.frames_received as f64 / s.messages_received.max(1) as f64;
+            eprintln!("    the server received {per:.1} frames per message");
+        }
     });
     let msg = block(size);
     let per_channel = total / size / channels;

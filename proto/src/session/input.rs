@@ -25,6 +25,7 @@ impl Session {
             return;
         }
         self.now = self.now.max(now);
+        self.stats.messages_received += 1;
         self.stats.bytes_received += msg.len() as u64;
         let frames = match frame::frames_of(msg) {
             Ok(frames) => frames,

@@ -91,6 +91,8 @@ pub struct Stats {
     pub frames_sent: u64,
     /// Frames received (a PACK counts as the frames it holds).
     pub frames_received: u64,
+    /// WebSocket messages received (fewer than frames when the peer packs them).
+    pub messages_received: u64,
     /// Bytes of frames transmitted, headers included.
     pub bytes_sent: u64,
     /// Bytes of frames received, headers included.
