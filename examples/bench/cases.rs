@@ -49,7 +49,7 @@ pub(crate) fn latency(mut samples: Vec<Duration>) -> Value {
     Value::Latency { p50: at(0.50), p99: at(0.99), n }
 }
 
-fn block(size: usize) -> Bytes {
+pub(crate) fn block(size: usize) -> Bytes {
     Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
 }
 

@@ -10,6 +10,7 @@ mod memory;
 mod net;
 mod report;
 mod systems;
+mod wan;
 
 use std::time::Duration;
 
@@ -19,7 +20,8 @@ use cases::*;
 use net::{AsyncStd, Net, Tokio};
 use report::Report;
 
-const HELP: &str = "wsmux bench: wsmux beside raw async-tungstenite and yamux over the same WebSocket
+const HELP: &str =
+    "wsmux bench: wsmux beside raw async-tungstenite and yamux over the same WebSocket
 
 USAGE: cargo run --release --example bench -- [OPTIONS] [CASES...]
 
@@ -31,7 +33,8 @@ USAGE: cargo run --release --example bench -- [OPTIONS] [CASES...]
                   yamux, wsmux, ...), for profiling
   --help          this text
 
-CASES (default all): bulk-16k bulk-1m bulk-64ch small-64ch echo hol open rpc mem-channels mem-connections mem-hostile
+CASES (default all): bulk-16k bulk-1m bulk-64ch small-64ch echo hol open rpc wan-20ms wan-50ms
+                     mem-channels mem-connections mem-hostile
 
 ENVIRONMENT: WSMUX_BENCH_RPC_PAYLOAD=bytes makes the rpc case's payload bytes::Bytes (default
 Vec<u8>); WSMUX_CALLER_READS=0/1 sets Config::caller_reads; WSMUX_BENCH_CURRENT_THREAD=1 runs
@@ -49,6 +52,7 @@ struct Sizes {
     rpc_calls: usize,
     idle_channels: usize,
     idle_connections: usize,
+    wan: Duration,
 }
 
 const FULL: Sizes = Sizes {
@@ -62,6 +66,7 @@ const FULL: Sizes = Sizes {
     rpc_calls: 10_240,
     idle_channels: 100_000,
     idle_connections: 10_000,
+    wan: Duration::from_secs(1),
 };
 
 const QUICK: Sizes = Sizes {
@@ -75,6 +80,7 @@ const QUICK: Sizes = Sizes {
     rpc_calls: 128,
     idle_channels: 1_000,
     idle_connections: 50,
+    wan: Duration::from_millis(200),
 };
 
 /// (case, title, systems)
@@ -106,6 +112,16 @@ const CASES: &[(&str, &str, &[&str])] = &[
         "rpc",
         "unary calls, 64-byte payload ({payload}), 1 and 64 in flight (raw: 64-byte echo on one WebSocket, pipelined; at 1 in flight the two take turns in blocks)",
         &["raw-1", "wsmux-1", "raw-64", "wsmux-64"],
+    ),
+    (
+        "wan-20ms",
+        "bulk at 20 ms round trip (a delay line), 16 KiB messages; without growth the session window caps 64 channels at 256 KiB / RTT = 13 MB/s, one channel is capped by its own 256 KiB window",
+        &["1ch-fixed", "1ch-grow", "64ch-fixed", "64ch-grow"],
+    ),
+    (
+        "wan-50ms",
+        "bulk at 50 ms round trip (a delay line), 16 KiB messages; caps without growth: 5.2 MB/s",
+        &["1ch-fixed", "1ch-grow", "64ch-fixed", "64ch-grow"],
     ),
     (
         "mem-channels",
@@ -171,6 +187,11 @@ async fn measure<N: Net>(case: &str, system: &str, s: &Sizes) -> Value {
         }
         ("mem-connections", _) => {
             memory::in_fresh_process(N::NAME, case, system, s.idle_connections)
+        }
+        ("wan-20ms" | "wan-50ms", _) => {
+            let rtt = Duration::from_millis(if case == "wan-20ms" { 20 } else { 50 });
+            let channels = if system.starts_with("64ch") { 64 } else { 1 };
+            wan::bulk_at_rtt::<N>(rtt, channels, system.ends_with("grow"), s.wan).await
         }
         other => unreachable!("no case {other:?}"),
     }

@@ -6,6 +6,8 @@
 //! stalls stops its sender after one window, and nothing else stops with it. The session
 //! window bounds the sum: what one peer can make this end hold unread, on all channels.
 
+use std::time::{Duration, Instant};
+
 use crate::memory::MemoryBudget;
 
 /// The receiving side's view: what the peer may still send on one channel.
@@ -58,9 +60,11 @@ impl RecvWindow {
 /// The receiving side's view of the whole session: what the peer may still send on all
 /// channels together, and how large that window is now.
 ///
-/// The window starts at the announced SESSION_WINDOW, the grant every peer has. When the peer
-/// has used three quarters of it (the window, not the reader, may be what limits it; or a few
-/// channels hold unread data and the others need room), it doubles, up to `max`. What it grows
+/// The window starts at the announced SESSION_WINDOW, the grant every peer has. It doubles, up
+/// to `max`, when the peer has used three quarters of it (a few channels hold unread data and
+/// the others need room), and when the application read a whole window in less than two round
+/// trips: then the window, not the reader, limits the peer (its credit is on the way back while
+/// it waits; the bandwidth × round trip product is larger than the window). What it grows
 /// beyond the initial grant is reserved from the shared [`MemoryBudget`] first (twice: the bytes
 /// and the most their unread parts cost beyond them), so growth stops
 /// when the budget is spent; [`SessionWindow::release`] gives it back when the session ends. A
@@ -73,6 +77,8 @@ pub(crate) struct SessionWindow {
     available: u64,
     unreturned: u64,
     budget: Option<MemoryBudget>,
+    /// When the current measuring epoch began, and the bytes read since (see `on_read`).
+    epoch: Option<(Instant, u64)>,
 }
 
 impl SessionWindow {
@@ -85,6 +91,7 @@ impl SessionWindow {
             available: initial,
             unreturned: 0,
             budget,
+            epoch: None,
         }
     }
 
@@ -107,7 +114,15 @@ impl SessionWindow {
     /// Grows the window if the peer has less than a quarter of it left and the budget has
     /// room; returns the credit to send for the growth (0 if none).
     pub(crate) fn grow(&mut self) -> u32 {
-        if self.available >= self.size / 4 || self.size >= self.max {
+        if self.available >= self.size / 4 {
+            return 0;
+        }
+        self.double()
+    }
+
+    /// Doubles the window (up to `max`) as far as the budget allows; returns the growth.
+    fn double(&mut self) -> u32 {
+        if self.size >= self.max {
             return 0;
         }
         let want = self.size.min(self.max - self.size);
@@ -123,10 +138,32 @@ impl SessionWindow {
         u32::try_from(grown).unwrap_or(u32::MAX)
     }
 
-    /// Records that `len` received bytes were read (or discarded). Returns the credit to send
-    /// now, if any: batched until a quarter of the window is owed, as for channels.
-    pub(crate) fn on_read(&mut self, len: usize) -> Option<u32> {
+    /// Records that `len` received bytes were read (or discarded) at `now`; `rtt` is the
+    /// smoothed round trip, once measured. Returns the credit to send now, if any: batched until
+    /// a quarter of the window is owed, as for channels, plus the growth when a whole window
+    /// was read within two round trips.
+    pub(crate) fn on_read(
+        &mut self,
+        len: usize,
+        now: Instant,
+        rtt: Option<Duration>,
+    ) -> Option<u32> {
         self.unreturned += len as u64;
+        match &mut self.epoch {
+            // The first read starts the first epoch: how long its bytes took is not known.
+            None => self.epoch = Some((now, 0)),
+            Some((_, read)) => *read += len as u64,
+        }
+        if let Some((start, _)) = self.epoch.filter(|&(_, read)| read >= self.size) {
+            let fast = rtt.is_some_and(|rtt| now.saturating_duration_since(start) < 2 * rtt);
+            self.epoch = Some((now, 0));
+            if fast {
+                let grown = u64::from(self.double());
+                // The growth is credit too: it goes out with what is owed.
+                self.available -= grown;
+                self.unreturned += grown;
+            }
+        }
         if self.unreturned < (self.size / 4).max(1) {
             return None;
         }
@@ -205,9 +242,39 @@ mod tests {
         assert_eq!(w.grow(), 0, "the budget is spent");
         assert_eq!((w.size(), budget.used()), (250, 300));
         // Reads return credit in quarters of the window.
-        assert_eq!(w.on_read(61), None);
-        assert_eq!(w.on_read(1), Some(62));
+        let now = Instant::now();
+        assert_eq!(w.on_read(61, now, None), None);
+        assert_eq!(w.on_read(1, now, None), Some(62));
         w.release();
+        w.release();
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn the_session_window_doubles_when_a_window_is_read_within_two_round_trips() {
+        let budget = MemoryBudget::new(1000);
+        let mut w = SessionWindow::new(100, 1000, Some(budget.clone()));
+        let rtt = Some(Duration::from_millis(20));
+        let t0 = Instant::now();
+        // A window read slowly (in 100 ms, five round trips): the reader limits, no growth.
+        assert!(w.consume(100));
+        assert_eq!(w.on_read(100, t0, rtt), Some(100));
+        assert!(w.consume(100));
+        assert_eq!(w.on_read(100, t0 + Duration::from_millis(100), rtt), Some(100));
+        assert_eq!(w.size(), 100);
+        // The next one in 30 ms (under two round trips): doubled, the growth sent as credit.
+        assert!(w.consume(100));
+        assert_eq!(w.on_read(100, t0 + Duration::from_millis(130), rtt), Some(200));
+        assert_eq!((w.size(), budget.used()), (200, 200));
+        assert!(w.consume(200), "the peer may now have 200 in flight");
+        assert!(!w.consume(1));
+        // No round trip measured yet: no growth by time.
+        let mut fresh = SessionWindow::new(100, 1000, None);
+        assert!(fresh.consume(100));
+        assert_eq!(fresh.on_read(100, t0, None), Some(100));
+        assert!(fresh.consume(100));
+        assert_eq!(fresh.on_read(100, t0, None), Some(100));
+        assert_eq!(fresh.size(), 100);
         w.release();
         assert_eq!(budget.used(), 0);
     }

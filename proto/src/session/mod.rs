@@ -1029,7 +1029,8 @@ impl Session {
         if len == 0 || self.state == State::Closed {
             return;
         }
-        if let Some(credit) = self.recv_session.on_read(len) {
+        let rtt = self.keepalive.smoothed_rtt;
+        if let Some(credit) = self.recv_session.on_read(len, self.now, rtt) {
             self.session_credit_owed = self.session_credit_owed.saturating_add(credit);
         }
     }
