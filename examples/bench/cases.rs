@@ -49,7 +49,7 @@ pub(crate) fn latency(mut samples: Vec<Duration>) -> Value {
     Value::Latency { p50: at(0.50), p99: at(0.99), n }
 }
 
-pub(crate) fn block(size: usize) -> Bytes {
+fn block(size: usize) -> Bytes {
     Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
 }
 
@@ -137,6 +137,28 @@ pub(crate) async fn bulk_yamux<N: Net>(size: usize, total: usize, channels: usiz
 /// wsmux bulk: `channels` channels share `total` bytes.
 pub(crate) async fn bulk_wsmux<N: Net>(size: usize, total: usize, channels: usize) -> Value {
     let (client, server) = wsmux_pair::<N>(crate::systems::wsmux_config::<N>()).await;
+    let per_channel = total / size / channels;
+    bulk_wsmux_between::<N>(client, server, size, channels, Until::Messages(per_channel)).await
+}
+
+/// How long each sender of [`bulk_wsmux_between`] sends.
+#[derive(Clone, Copy)]
+pub(crate) enum Until {
+    /// This many messages.
+    Messages(usize),
+    /// Until this long after the start.
+    Elapsed(Duration),
+}
+
+/// `channels` channels of `client` send messages of `size` bytes to `server` until `until`;
+/// bytes per second received.
+pub(crate) async fn bulk_wsmux_between<N: Net>(
+    client: wsmux::Session,
+    server: wsmux::Session,
+    size: usize,
+    channels: usize,
+    until: Until,
+) -> Value {
     let (done_tx, mut done_rx) = mpsc::unbounded();
     N::spawn(async move {
         for _ in 0..channels {
@@ -159,14 +181,18 @@ pub(crate) async fn bulk_wsmux<N: Net>(size: usize, total: usize, channels: usiz
         }
     });
     let msg = block(size);
-    let per_channel = total / size / channels;
     let start = Instant::now();
     for _ in 0..channels {
         let mut ch = client.open("bulk").await.expect("open");
         let msg = msg.clone();
         N::spawn(async move {
-            for _ in 0..per_channel {
+            let mut sent = 0;
+            while match until {
+                Until::Messages(n) => sent < n,
+                Until::Elapsed(time) => start.elapsed() < time,
+            } {
                 ch.send(msg.clone()).await.expect("wsmux send");
+                sent += 1;
             }
             ch.finish().await.expect("finish");
             let _ = ch.recv().await;

@@ -83,6 +83,16 @@ pub(crate) async fn wsmux_pair_unspawned<N: Net>(
     config: wsmux::Config,
 ) -> (wsmux::Session, (wsmux::Session, wsmux::Driver)) {
     let (c, s) = tcp_pair::<N>().await;
+    wsmux_on::<N>(c, s, config).await
+}
+
+/// A wsmux pair on two TCP ends (client, server), with `config` on both; the client's driver
+/// spawned on `N`, the server's the caller's to run.
+pub(crate) async fn wsmux_on<N: Net>(
+    c: N::Stream,
+    s: N::Stream,
+    config: wsmux::Config,
+) -> (wsmux::Session, (wsmux::Session, wsmux::Driver)) {
     let mut server_config = wsmux::server::ServerConfig::default();
     server_config.session = config.clone();
     let client = wsmux::client::connect_on(c, "ws://127.0.0.1/mux", config);

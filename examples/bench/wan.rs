@@ -9,10 +9,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use futures::channel::mpsc as async_mpsc;
-use futures::StreamExt;
-
-use crate::cases::{block, Value};
+use crate::cases::{bulk_wsmux_between, Until, Value};
 use crate::net::Net;
 
 /// Listens on loopback for ONE connection and forwards it to `target`, each byte `one_way`
@@ -73,54 +70,9 @@ pub(crate) async fn bulk_at_rtt<N: Net>(
     let listener = N::bind().await;
     let line = delay_line(N::local_addr(&listener), rtt / 2);
     let (c, s) = futures::join!(N::connect(line), N::accept(&listener));
-    let mut server_config = wsmux::server::ServerConfig::default();
-    server_config.session = config.clone();
-    let client = wsmux::client::connect_on(c, "ws://127.0.0.1/mux", config);
-    let server = wsmux::server::accept(s, &server_config);
-    let (client, server) = futures::join!(client, server);
-    let (client, client_driver) = client.expect("wsmux client");
-    let (server, server_driver) = server.expect("wsmux server");
-    N::spawn(async move {
-        let _ = client_driver.await;
-    });
+    let (client, (server, server_driver)) = crate::systems::wsmux_on::<N>(c, s, config).await;
     N::spawn(async move {
         let _ = server_driver.await;
     });
-    let (done_tx, mut done_rx) = async_mpsc::unbounded();
-    N::spawn(async move {
-        for _ in 0..channels {
-            let mut ch = server.accept().await.expect("incoming").accept();
-            let done = done_tx.clone();
-            N::spawn(async move {
-                let mut got = 0;
-                while let Ok(Some(m)) = ch.recv().await {
-                    got += m.len();
-                }
-                let _ = done.unbounded_send(got);
-            });
-        }
-        server.closed().await;
-    });
-    let msg = block(16 << 10);
-    let start = Instant::now();
-    for _ in 0..channels {
-        let mut ch = client.open("bulk").await.expect("open");
-        let msg = msg.clone();
-        N::spawn(async move {
-            while start.elapsed() < time {
-                if ch.send(msg.clone()).await.is_err() {
-                    return;
-                }
-            }
-            let _ = ch.finish().await;
-            let _ = ch.recv().await;
-        });
-    }
-    let mut got = 0;
-    for _ in 0..channels {
-        got += done_rx.next().await.expect("wsmux reader");
-    }
-    let rate = got as f64 / start.elapsed().as_secs_f64();
-    drop(client);
-    Value::Rate(rate)
+    bulk_wsmux_between::<N>(client, server, 16 << 10, channels, Until::Elapsed(time)).await
 }
