@@ -74,8 +74,10 @@ pub fn rpc_router() -> Router<Raw> {
         })
         .unary(HANG, |_: Bytes, _| futures::future::pending())
         .server_streaming(COUNT, |req: Bytes, mut out, _| async move {
+            let digits = !req.is_empty() && req.iter().all(u8::is_ascii_digit);
             let n = std::str::from_utf8(&req)
                 .ok()
+                .filter(|_| digits)
                 .and_then(|s| s.parse::<u32>().ok())
                 .filter(|n| *n <= COUNT_MAX)
                 .ok_or_else(|| {

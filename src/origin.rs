@@ -57,8 +57,8 @@ struct Origin {
 
 fn default_port(scheme: &str) -> Option<u16> {
     match scheme {
-        "http" | "ws" => Some(80),
-        "https" | "wss" => Some(443),
+        "http" => Some(80),
+        "https" => Some(443),
         _ => None,
     }
 }
@@ -120,7 +120,16 @@ fn parse(s: &str) -> Result<Origin, &'static str> {
         return Err("an origin has no user name");
     }
     let scheme = scheme.to_ascii_lowercase();
+    if matches!(scheme.as_str(), "ws" | "wss") {
+        return Err("ws:// and wss:// are the socket's schemes, never a page's (write http(s)://)");
+    }
+    if !rest.is_ascii() {
+        return Err("browsers send international names in punycode (xn--...)");
+    }
     let (host, port) = authority(rest)?;
+    if port == Some(0) {
+        return Err("port 0");
+    }
     let port = port.or_else(|| default_port(&scheme));
     Ok(Origin { scheme, host, port })
 }
@@ -172,6 +181,9 @@ impl OriginPolicy {
         let same = host.as_deref().and_then(|h| authority(h).ok()).is_some_and(|(h, port)| {
             let port = port.or_else(|| default_port(scheme.unwrap_or(&origin.scheme)));
             matches!(origin.scheme.as_str(), "http" | "https")
+                // A known scheme must be the page's too: http://app.example:443 is not the
+                // https site, whatever its port says.
+                && scheme.is_none_or(|s| s == origin.scheme)
                 && h == origin.host
                 && port == origin.port
         });
@@ -274,6 +286,10 @@ mod tests {
         assert!(allows(&p, "https://example.com", "example.com", tls));
         assert!(!allows(&p, "http://example.com", "example.com", tls));
         assert!(allows(&p, "http://example.com", "example.com", plain));
+        // Nor does it with the https port written out.
+        assert!(!allows(&p, "http://example.com:443", "example.com", tls));
+        assert!(!allows(&p, "http://example.com:8443", "example.com:8443", tls));
+        assert!(allows(&p, "https://example.com:8443", "example.com:8443", tls));
     }
 
     #[test]
@@ -316,6 +332,9 @@ mod tests {
             (" https://app.example", "spaces"),
             ("", "empty"),
             ("https://user@app.example", "user name"),
+            ("wss://app.example", "never a page's"),
+            ("https://bücher.example", "punycode"),
+            ("https://app.example:0", "port 0"),
         ] {
             let err = OriginPolicy::AllowList(vec![entry.into()]).validate().unwrap_err();
             assert!(err.contains(why), "{entry:?}: {err}");

@@ -39,7 +39,8 @@ pub struct ServerConfig {
     /// Reverse proxies whose forwarding headers are believed: for a connection from one of
     /// these addresses, the host and scheme the Origin policy compares with come from
     /// `Forwarded` (`host=`, `proto=`; its last element) or `X-Forwarded-Host` /
-    /// `X-Forwarded-Proto`, instead of `Host`. Default none: behind a proxy, either list it
+    /// `X-Forwarded-Proto`, instead of `Host` (such a proxy must set or strip all three: a
+    /// client's own `Forwarded` passed through would win). Default none: behind a proxy, either list it
     /// here or have it pass the browser's Host on (nginx: `proxy_set_header Host $http_host;`).
     /// Only [`Server`] and [`accept_from`] know the peer's address; [`accept`] never trusts.
     pub trusted_proxies: Vec<std::net::IpAddr>,

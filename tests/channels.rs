@@ -698,3 +698,49 @@ fn stop_receiving_ends_only_the_peers_sending_direction() {
         assert!(client.stats().resets_sent >= 1 && !client.is_closed());
     });
 }
+
+/// Ten small messages and FIN, all arrived before the first read: a read takes the first and
+/// reads the rest ahead.
+async fn ten_messages_then_fin(client: &wsmux::Session, server: &wsmux::Session) -> wsmux::Channel {
+    let mut tx = client.open("ten").await.unwrap();
+    for i in 0..10u8 {
+        tx.send(Bytes::from(vec![i; 8])).await.unwrap();
+    }
+    tx.finish().await.unwrap();
+    let mut rx = server.accept().await.unwrap().accept();
+    // Once a PING is answered, the frames sent before it are in.
+    client.ping().await.unwrap();
+    assert_eq!(rx.recv().await.unwrap().unwrap()[0], 0);
+    rx
+}
+
+#[test]
+fn stopping_after_the_peers_fin_drops_nothing_read_ahead() {
+    run(async {
+        let (client, server) = pair().await;
+        let mut rx = ten_messages_then_fin(&client, &server).await;
+        // The peer's direction is over: nothing to stop, every message stays readable.
+        rx.stop_receiving(ErrorCode(0x100), "too late");
+        for i in 1..10u8 {
+            assert_eq!(rx.recv().await.unwrap().unwrap()[0], i);
+        }
+        assert_eq!(rx.recv().await.unwrap(), None);
+    });
+}
+
+#[test]
+fn a_byte_stream_holds_nothing_against_the_sessions_bound() {
+    use futures::AsyncReadExt;
+    run(async {
+        let (client, server) = pair().await;
+        let rx = ten_messages_then_fin(&client, &server).await;
+        assert!(server.stats().reassembly_bytes > 0, "messages read and read ahead are held");
+        let mut io = rx.into_io();
+        assert_eq!(server.stats().reassembly_bytes, 0);
+        let mut rest = Vec::new();
+        io.read_to_end(&mut rest).await.unwrap();
+        let want: Vec<u8> = (1..10u8).flat_map(|i| [i; 8]).collect();
+        assert_eq!(rest, want);
+        assert_eq!(server.stats().reassembly_bytes, 0);
+    });
+}

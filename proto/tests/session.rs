@@ -448,9 +448,10 @@ fn whole_messages_read_ahead_are_held_until_the_next_joining_read() {
         other => panic!("{other:?}"),
     };
     assert_eq!((&first.data[..], first.eom), (&b"one"[..], true));
-    // Up to 8 bytes more: "two" and "three" (3 + 5), not "four".
+    // Up to 136 bytes more, each message counted with 64 of chunk cost: "two" and "three"
+    // (67 + 69), not "four".
     let mut ahead = Vec::new();
-    assert_eq!(pair.server.read_more_whole(id, 8, &mut ahead), 2);
+    assert_eq!(pair.server.read_more_whole(id, 136, &mut ahead), 2);
     assert_eq!(ahead, [b("two"), b("three")]);
     // All three are held (against max_reassembly) until the reader asks for the next one.
     assert_eq!(pair.server.stats().reassembly_bytes, 11);
@@ -461,7 +462,7 @@ fn whole_messages_read_ahead_are_held_until_the_next_joining_read() {
     assert_eq!(&last.data[..], b"four");
     assert_eq!(pair.server.stats().reassembly_bytes, 4);
     // Nothing more waits.
-    assert_eq!(pair.server.read_more_whole(id, 8, &mut ahead), 0);
+    assert_eq!(pair.server.read_more_whole(id, 136, &mut ahead), 0);
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::budget::Bucket;
-use crate::channel::{Channel, Chunk, RecvState, SendState};
+use crate::channel::{Channel, Chunk, RecvState, SendState, CHUNK_COST};
 use crate::code::ErrorCode;
 use crate::config::Config;
 use crate::error::{ChannelError, OpenError, SessionError};
@@ -39,7 +39,9 @@ use crate::settings::Settings;
 pub enum Event {
     /// An incoming channel waits in the accept queue.
     Incoming,
-    /// The channel has data, an end, or an error to read.
+    /// The channel has data, an end, or an error to read. It comes when the channel's queue
+    /// stops being empty (or the direction ends on an empty queue), not once per frame: a
+    /// reader reads until [`Read::Pending`] before it waits for the next one.
     Readable(ChannelId),
     /// The channel's send buffer drained to where its writer asked to be woken, or it failed.
     Writable(ChannelId),
@@ -608,7 +610,8 @@ impl Session {
 
     /// After a joining read that returned a whole message of `id`: takes the whole messages
     /// that follow it, as long as each arrived as one chunk and they add up to at most
-    /// `max_bytes`, and appends them to `out`; returns how many. They are read for credit like
+    /// `max_bytes` (each counted with a chunk cost of 64 bytes, so at most `max_bytes / 64`
+    /// messages), and appends them to `out`; returns how many. They are read for credit like
     /// the first, and held with it (against the same bound) until the next joining read. A
     /// reader hands out a run of small messages under one lock this way.
     pub fn read_more_whole(
@@ -620,7 +623,9 @@ impl Session {
         let (mut taken, mut bytes) = (0, 0);
         loop {
             let Some(ch) = self.channels.get_mut(&id) else { return taken };
-            let whole = ch.peek_recv().filter(|&(len, eom)| eom && bytes + len <= max_bytes);
+            // Each message counts with its chunk cost, so empty ones are bounded too.
+            let fits = |len: usize| bytes + len + CHUNK_COST <= max_bytes;
+            let whole = ch.peek_recv().filter(|&(len, eom)| eom && fits(len));
             let Some((len, _)) = whole.filter(|_| ch.holds_message) else { return taken };
             let fits =
                 self.held_messages.bytes() + len as u64 <= u64::from(self.config.max_reassembly);
@@ -631,8 +636,17 @@ impl Session {
             let Some(chunk) = self.pop_read(id, len) else { return taken };
             out.extend(Some(chunk.data));
             taken += 1;
-            bytes += len;
+            bytes += len + CHUNK_COST;
         }
+    }
+
+    /// Lets go of what joining reads of `id` hold against the session's bound (the message
+    /// handed out last, or the parts of one being joined): the reader now reads the channel
+    /// as a byte stream, with [`Session::read`], which holds nothing.
+    pub fn release_held(&mut self, id: ChannelId) {
+        let Some(ch) = self.channels.get_mut(&id) else { return };
+        ch.holds_message = false;
+        self.held_messages.remove(std::mem::take(&mut ch.partial_read));
     }
 
     /// Takes up to `max` bytes of the first chunk `id` holds, returning their credit.
