@@ -43,8 +43,8 @@ pub struct Channel {
 }
 
 /// Up to this many bytes of small whole messages that wait behind the one a read takes (each
-/// counted with 64 bytes of chunk cost: at most 64 messages) are taken with it, under the same
-/// lock, and handed out by the following reads without it.
+/// counted with its part charge of 64 bytes: at most 64 messages) are taken with it, under the
+/// same lock, and handed out by the following reads without it.
 /// They are held against the session's bound like the message read (PROTOCOL.md's held
 /// messages). Measured: 64-byte messages over 64 channels, the lock was a fifth of the time.
 const RECV_BATCH: usize = 4096;

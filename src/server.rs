@@ -190,9 +190,8 @@ impl ServerConfig {
     /// reserved from the budget, and given back when the session ends. When it is spent,
     /// windows stop growing (transfers go on at the initial window's pace) and joining a
     /// message beyond the grant resets its channel with LIMIT. The worst case for the whole
-    /// server is the budget plus, per live session, `3 × session_window + 2 × initial_window +
-    /// session_send_buffer` and one queued message (see `wsmux_proto::Config`); an idle
-    /// session holds nothing.
+    /// server is the budget plus, per live session, `2 × session_window + session_send_buffer`
+    /// and one queued message (see `wsmux_proto::Config`); an idle session holds nothing.
     pub fn memory_budget(mut self, bytes: u64) -> Self {
         self.session.protocol.memory_budget = Some(wsmux_proto::MemoryBudget::new(bytes));
         self

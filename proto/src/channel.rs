@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use crate::error::ChannelError;
-use crate::flow::{RecvWindow, SendCredit};
+use crate::flow::{credit_cost, RecvWindow, SendCredit, PART_CHARGE};
 use crate::frame::{Data, Frame, Open};
 use crate::id::ChannelId;
 
@@ -95,7 +95,7 @@ pub(crate) struct Channel {
     pub(crate) owes_window: bool,
     /// Released while finishing and the peer still sending: RESET CANCEL once FIN is out.
     pub(crate) cancel_after_fin: bool,
-    /// Memory charged for unread chunks: their bytes plus [`CHUNK_COST`] each.
+    /// What the unread chunks cost, and took in credit: their bytes plus [`PART_CHARGE`] each.
     unread_cost: usize,
     /// Bytes a joining reader took of the current message, or of the whole message it returned
     /// last (see `Session::read_joining`): counted in the session's total of held messages.
@@ -122,9 +122,7 @@ pub(crate) struct Channel {
 /// session gives their session credit back and takes them off its totals.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Dropped {
-    /// Received payload bytes dropped unread.
-    pub(crate) recv_bytes: usize,
-    /// What those unread chunks cost (bytes plus [`CHUNK_COST`] each).
+    /// What unread chunks dropped took in credit (bytes plus [`PART_CHARGE`] each).
     pub(crate) recv_cost: usize,
     /// Queued bytes dropped unsent.
     pub(crate) send_bytes: usize,
@@ -132,10 +130,6 @@ pub(crate) struct Dropped {
 
 /// The largest queue capacity (in messages) a channel's state keeps for reuse.
 const SPARE_QUEUE_CAPACITY: usize = 8;
-
-/// What an unread chunk costs beyond its bytes (queue slot, buffer handle, allocation), so that
-/// a peer sending tiny or empty messages cannot hold far more memory than the window says.
-pub(crate) const CHUNK_COST: usize = 64;
 
 impl Channel {
     pub(crate) fn new(id: ChannelId, send_credit: u32, recv_window: u32) -> Self {
@@ -247,23 +241,26 @@ impl Channel {
     }
 
     /// Whether `credit` does not cover the next frame of `front`, the message at the head of
-    /// the queue. An empty message needs no credit; otherwise a frame carries at least
-    /// MIN_CHUNK bytes, or the rest of the message (PROTOCOL.md section 8).
+    /// the queue: a part of at least MIN_CHUNK bytes, or the rest of the message (an empty
+    /// message is a part of none), with its part charge (PROTOCOL.md section 8).
     fn front_blocked(&self, front: &Bytes, credit: usize) -> bool {
         let rest = front.len() - self.send_offset;
-        rest > 0 && credit < rest.min(MIN_CHUNK)
+        credit < rest.min(MIN_CHUNK) + PART_CHARGE
     }
 
     /// Builds the next frame: the OPEN if not yet sent, else DATA, with at most `max_payload`
-    /// bytes and no more than the credit (the caller passes the session credit left as
-    /// `max_payload` when it is less). FIN rides on the frame that empties a finishing queue.
-    pub(crate) fn next_frame(&mut self, max_payload: usize) -> Frame {
+    /// bytes and within the credit, the channel's and `session`'s (the session credit left).
+    /// FIN rides on the frame that empties a finishing queue. Returns the frame and the credit
+    /// it took.
+    pub(crate) fn next_frame(&mut self, max_payload: usize, session: usize) -> (Frame, usize) {
         let mut payload = Bytes::new();
         let mut eom = false;
-        if matches!(self.send, SendState::Open | SendState::Finishing) {
+        let credit = self.credit.available().min(session);
+        // Without credit for a part, a pending OPEN goes out alone (it costs none).
+        let room = credit.checked_sub(PART_CHARGE);
+        if let (Some(room), SendState::Open | SendState::Finishing) = (room, self.send) {
             if let Some(front) = self.send_queue.front() {
-                let n =
-                    (front.len() - self.send_offset).min(self.credit.available()).min(max_payload);
+                let n = (front.len() - self.send_offset).min(room).min(max_payload);
                 eom = self.send_offset + n == front.len();
                 payload = if eom && self.send_offset == 0 {
                     // The whole message: moved, not sliced (a slice costs a reference count,
@@ -278,7 +275,7 @@ impl Channel {
                 };
                 self.stalled_since = None; // progress
                 self.send_offset = if eom { 0 } else { self.send_offset + n };
-                self.credit.spend(n);
+                self.credit.spend(credit_cost(n, eom));
                 self.queued -= n;
             }
         }
@@ -286,11 +283,12 @@ impl Channel {
         if fin {
             self.send = SendState::Finished;
         }
-        let id = self.id;
-        match self.pending_open.take().map(|b| *b) {
+        let (id, cost) = (self.id, credit_cost(payload.len(), eom));
+        let frame = match self.pending_open.take().map(|b| *b) {
             Some((route, metadata)) => Frame::Open(Open { id, route, metadata, eom, fin, payload }),
             None => Frame::Data(Data { id, eom, fin, payload }),
-        }
+        };
+        (frame, cost)
     }
 
     /// Drops everything queued for sending (after a reset).
@@ -306,17 +304,13 @@ impl Channel {
         self.unread_cost
     }
 
-    /// Queues received bytes for the application. `false` if the unread chunks would cost more
-    /// than twice `window` (many tiny or empty messages): the caller resets the channel.
-    pub(crate) fn push_recv(&mut self, data: Bytes, eom: bool, window: usize) -> bool {
+    /// Queues a received part for the application (nothing, for an empty frame without EOM).
+    /// Its credit (see `credit_cost`) was taken: what the queue costs never passes the window.
+    pub(crate) fn push_recv(&mut self, data: Bytes, eom: bool) {
         if data.is_empty() && !eom {
-            return true;
+            return;
         }
-        let cost = data.len() + CHUNK_COST;
-        if self.unread_cost + cost > 2 * window {
-            return false;
-        }
-        self.unread_cost += cost;
+        self.unread_cost += credit_cost(data.len(), eom);
         self.buffered += data.len();
         // A received payload shared with something else is a slice of the transport's read
         // buffer: kept, it would pin that whole buffer (amplifying what the window allows) and
@@ -325,12 +319,10 @@ impl Channel {
         // is kept as it is.
         let data = if data.is_unique() { data } else { Bytes::copy_from_slice(&data) };
         self.recv_queue.push_back(Chunk { data, eom });
-        true
     }
 
     /// Drops unread data (after a reset).
     pub(crate) fn clear_recv(&mut self) {
-        self.dropped.recv_bytes += self.buffered;
         self.dropped.recv_cost += self.unread_cost;
         self.recv_queue.clear();
         self.buffered = 0;
@@ -358,7 +350,7 @@ impl Channel {
         }
         let chunk = self.recv_queue.pop_front()?;
         self.buffered -= chunk.data.len();
-        self.unread_cost -= chunk.data.len() + CHUNK_COST;
+        self.unread_cost -= chunk.data.len() + PART_CHARGE;
         Some(chunk)
     }
 

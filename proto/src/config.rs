@@ -17,23 +17,20 @@ use crate::settings::Settings;
 /// Everything a peer can make this end buffer is bounded per session by
 ///
 /// ```text
-///   max_session_window          unread received bytes, all channels together
-/// + max_session_window          their cost beyond the bytes: 64 per unread part (at most as
-/// + 2 × initial_window          much again, plus one channel's own bound: parts smaller than
-///                               64 bytes that fill the window reset their channel with LIMIT)
+///   max_session_window          unread received data, all channels together: its bytes and
+///                               64 per part, which each part paid in credit (PART_CHARGE)
 /// + max_reassembly              messages `recv` holds: being joined, or handed on and not yet
 ///                               followed by the next `recv` on their channel
 /// + max_session_send_buffer     queued for sending (replies the peer does not read)
 /// + one message                 accepted when nothing else is queued, whatever its size
 /// ```
 ///
-/// With the defaults: 16 + 16.5 + 32 + 16 MiB and one message. Of this, only the announced
-/// `session_window` (256 KiB) with its chunk cost, as many bytes of held messages and the
-/// `session_send_buffer` (1 MiB) are given without asking: window growth, further held
-/// messages and further queued bytes are reserved from `memory_budget` when there is one. So
-/// sessions sharing a budget hold at most the budget plus, per session, `3 × session_window +
-/// 2 × initial_window + session_send_buffer` and one message (2.25 MiB with the defaults); an
-/// idle session holds nothing.
+/// With the defaults: 16 + 32 + 16 MiB and one message. Of this, only the announced
+/// `session_window` (256 KiB), as many bytes of held messages and the `session_send_buffer`
+/// (1 MiB) are given without asking: window growth, further held messages and further queued
+/// bytes are reserved from `memory_budget` when there is one. So sessions sharing a budget
+/// hold at most the budget plus, per session, `2 × session_window + session_send_buffer` and
+/// one message (1.5 MiB with the defaults); an idle session holds nothing.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {

@@ -1,14 +1,31 @@
 //! Flow control: how much the peer may still send us, and how much we may send, per channel
 //! and for the session as a whole.
 //!
-//! Credit is consumed by payload bytes (headers, OPEN routes and metadata are free) and given
-//! back when the APPLICATION reads, never when bytes merely arrive: a channel whose reader
-//! stalls stops its sender after one window, and nothing else stops with it. The session
-//! window bounds the sum: what one peer can make this end hold unread, on all channels.
+//! Credit is consumed by payload bytes, plus [`PART_CHARGE`] for each message part (headers,
+//! OPEN routes and metadata are free), and given back when the APPLICATION reads, never when
+//! bytes merely arrive: a channel whose reader stalls stops its sender after one window, and
+//! nothing else stops with it. The session window bounds the sum: what one peer can make this
+//! end hold unread, on all channels, parts and all.
 
 use std::time::{Duration, Instant};
 
 use crate::memory::MemoryBudget;
+
+/// The credit a message part takes beyond its bytes (PROTOCOL.md section 8): what keeping it
+/// apart costs the receiver (a queue slot, a buffer handle, an allocation). Because a part pays
+/// for itself, a window full of tiny or empty messages holds no more memory than the window,
+/// and a sender that keeps within its credit is never reset for sending them.
+pub const PART_CHARGE: usize = 64;
+
+/// The credit a DATA frame or OPEN data part with `len` payload bytes takes: a frame that
+/// carries bytes or ends a message is a part, `len + PART_CHARGE`; one that carries neither (an
+/// OPEN without data, a lone FIN) is free.
+pub fn credit_cost(len: usize, eom: bool) -> usize {
+    match len > 0 || eom {
+        true => len + PART_CHARGE,
+        false => 0,
+    }
+}
 
 /// The receiving side's view: what the peer may still send on one channel.
 #[derive(Debug, Clone)]
@@ -26,7 +43,8 @@ impl RecvWindow {
         RecvWindow { size, available: size, unreturned: 0 }
     }
 
-    /// Accounts for `len` received payload bytes; `false` if the peer exceeded its credit.
+    /// Accounts for `len` bytes of credit (see [`credit_cost`]) a received frame took; `false`
+    /// if the peer exceeded its credit.
     pub(crate) fn consume(&mut self, len: usize) -> bool {
         match u32::try_from(len) {
             Ok(len) if len <= self.available => {
@@ -37,7 +55,8 @@ impl RecvWindow {
         }
     }
 
-    /// Records that the application read `len` bytes. Returns the credit to send now, if any.
+    /// Records that the application read what took `len` bytes of credit. Returns the credit to
+    /// send now, if any.
     ///
     /// Credit is batched until a quarter of the window is owed: small enough that the sender
     /// never runs dry while the WINDOW frame is in flight, large enough that a reader pulling
@@ -65,9 +84,9 @@ impl RecvWindow {
 /// the others need room), and when the application read a whole window in less than two round
 /// trips: then the window, not the reader, limits the peer (its credit is on the way back while
 /// it waits; the bandwidth × round trip product is larger than the window). What it grows
-/// beyond the initial grant is reserved from the shared [`MemoryBudget`] first (twice: the bytes
-/// and the most their unread parts cost beyond them), so growth stops
-/// when the budget is spent; [`SessionWindow::release`] gives it back when the session ends. A
+/// beyond the initial grant is reserved from the shared [`MemoryBudget`] first (the credit pays
+/// for the parts too, so the window is what unread data costs), so growth stops when the
+/// budget is spent; [`SessionWindow::release`] gives it back when the session ends. A
 /// grown window is not shrunk: credit once given is the peer's to use.
 #[derive(Debug)]
 pub(crate) struct SessionWindow {
@@ -100,7 +119,8 @@ impl SessionWindow {
         self.size
     }
 
-    /// Accounts for `len` received payload bytes; `false` if the peer exceeded its credit.
+    /// Accounts for `len` bytes of credit a received frame took; `false` if the peer exceeded
+    /// its credit.
     pub(crate) fn consume(&mut self, len: usize) -> bool {
         match u64::try_from(len) {
             Ok(len) if len <= self.available => {
@@ -126,10 +146,8 @@ impl SessionWindow {
             return 0;
         }
         let want = self.size.min(self.max - self.size);
-        // Twice the growth is reserved: the bytes, and what their unread parts may cost beyond
-        // them (at most as much again, see `Session::handle_message`).
         let grown = match &self.budget {
-            Some(budget) => budget.reserve_up_to(2 * want) / 2,
+            Some(budget) => budget.reserve_up_to(want),
             None => want,
         };
         self.size += grown;
@@ -175,7 +193,7 @@ impl SessionWindow {
     /// Gives the growth reserved from the budget back (the session ended); idempotent.
     pub(crate) fn release(&mut self) {
         if let Some(budget) = self.budget.take() {
-            budget.release(2 * (self.size - self.initial));
+            budget.release(self.size - self.initial);
         }
     }
 }
@@ -228,19 +246,19 @@ mod tests {
 
     #[test]
     fn the_session_window_grows_when_nearly_used_and_within_the_budget() {
-        let budget = MemoryBudget::new(300);
+        let budget = MemoryBudget::new(150);
         let mut w = SessionWindow::new(100, 1000, Some(budget.clone()));
         assert!(w.consume(75));
         assert_eq!(w.grow(), 0, "a quarter is left");
         assert!(w.consume(1));
-        assert_eq!(w.grow(), 100, "less than a quarter left: doubled, twice that reserved");
-        assert_eq!((w.size(), budget.used()), (200, 200));
+        assert_eq!(w.grow(), 100, "less than a quarter left: doubled, the growth reserved");
+        assert_eq!((w.size(), budget.used()), (200, 100));
         assert!(w.consume(124));
         assert!(!w.consume(1));
-        assert_eq!(w.grow(), 50, "what the budget's rest covers twice");
+        assert_eq!(w.grow(), 50, "what the budget's rest covers");
         assert!(w.consume(50));
         assert_eq!(w.grow(), 0, "the budget is spent");
-        assert_eq!((w.size(), budget.used()), (250, 300));
+        assert_eq!((w.size(), budget.used()), (250, 150));
         // Reads return credit in quarters of the window.
         let now = Instant::now();
         assert_eq!(w.on_read(61, now, None), None);
@@ -265,7 +283,7 @@ mod tests {
         // The next one in 30 ms (under two round trips): doubled, the growth sent as credit.
         assert!(w.consume(100));
         assert_eq!(w.on_read(100, t0 + Duration::from_millis(130), rtt), Some(200));
-        assert_eq!((w.size(), budget.used()), (200, 200));
+        assert_eq!((w.size(), budget.used()), (200, 100));
         assert!(w.consume(200), "the peer may now have 200 in flight");
         assert!(!w.consume(1));
         // No round trip measured yet: no growth by time.

@@ -30,6 +30,7 @@ pub use channel::Chunk;
 pub use code::ErrorCode;
 pub use config::Config;
 pub use error::{ChannelError, OpenError, SessionError};
+pub use flow::{credit_cost, PART_CHARGE};
 pub use frame::{DecodeError, Frame};
 pub use id::{ChannelId, Side};
 pub use memory::MemoryBudget;

@@ -11,6 +11,7 @@ use util::*;
 use wsmux_proto::frame::{Data, Open};
 use wsmux_proto::{
     ChannelError, ChannelId, Config, ErrorCode, Frame, OpenError, Read, SessionError, Side,
+    PART_CHARGE,
 };
 
 // ----- framing -----
@@ -73,13 +74,13 @@ fn round_robin_interleaves_channels() {
     let c = pair.client.open("c", Bytes::new(), None, false).expect("open c");
     pair.drive();
     pair.clear_wire();
-    pair.client.send(a, pattern(1, 128 * KIB)).expect("send a");
-    pair.client.send(c, pattern(2, 128 * KIB)).expect("send c");
+    pair.client.send(a, pattern(1, 96 * KIB)).expect("send a");
+    pair.client.send(c, pattern(2, 96 * KIB)).expect("send c");
     pair.drive();
 
     let order: Vec<ChannelId> =
         pair.sent(Side::Client).filter_map(payload_of).map(|(id, _)| id).collect();
-    assert_eq!(order.len(), 16);
+    assert_eq!(order.len(), 12);
     for (i, id) in order.iter().enumerate() {
         assert_eq!(*id, if i % 2 == 0 { a } else { c }, "frame {i} of {order:?}");
     }
@@ -108,13 +109,17 @@ fn control_frames_go_before_data() {
     read_bytes(&mut pair.client, down, 64 * KIB);
     pair.transmit_n(Side::Client, 5);
 
+    // Four whole 16 KiB parts were read: their bytes and part charges go back.
+    let credit = 64 * KIB as u32 + 4 * PART_CHARGE as u32;
     let sent: Vec<&Frame> = pair.sent(Side::Client).collect();
     assert!(matches!(sent[0], Frame::Data(d) if d.id == bulk));
     assert!(matches!(sent[1], Frame::Reset { id, code: ErrorCode::CANCEL, .. } if *id == doomed));
     assert!(matches!(sent[2], Frame::Ping { ack: true, .. }));
-    assert!(matches!(sent[3], Frame::Window { id: ChannelId::SESSION, increment: 65536 }));
     assert!(
-        matches!(sent[4], Frame::Window { id, increment } if *id == down && *increment == 65536)
+        matches!(sent[3], Frame::Window { id: ChannelId::SESSION, increment } if *increment == credit)
+    );
+    assert!(
+        matches!(sent[4], Frame::Window { id, increment } if *id == down && *increment == credit)
     );
     assert!(matches!(sent[5], Frame::Data(d) if d.id == bulk));
 }
@@ -139,7 +144,7 @@ fn stalled_reader_holds_at_most_its_window_and_other_channels_flow() {
     pair.drive();
 
     // Nothing was read on `stalled`, so what crossed is what the server buffers: one window.
-    assert_eq!(payload_bytes(pair.sent(Side::Client), stalled), window);
+    assert_eq!(credit_taken(pair.sent(Side::Client), stalled), window);
     assert_eq!(accept(&mut pair.server).id, stalled);
     assert_eq!(accept(&mut pair.server).id, lively);
     assert_eq!(read_message(&mut pair.server, lively), Ok(msg("still moving")));
@@ -162,16 +167,19 @@ fn credit_returns_only_when_the_application_reads() {
             .collect::<Vec<_>>()
     };
     assert_eq!(windows(&pair), [], "arrival alone returns no channel credit");
-    assert_eq!(payload_bytes(pair.sent(Side::Client), id), 256 * KIB);
+    assert_eq!(credit_taken(pair.sent(Side::Client), id), 256 * KIB);
 
-    read_bytes(&mut pair.server, id, 64 * KIB - 1);
+    // A quarter of the window is 64 KiB of credit: three whole 16 KiB parts with their part
+    // charges, and most of the fourth.
+    let quarter = 64 * KIB - 3 * PART_CHARGE;
+    read_bytes(&mut pair.server, id, quarter - 1);
     pair.drive();
     assert_eq!(windows(&pair), [], "less than a quarter of the window read");
 
     read_bytes(&mut pair.server, id, 1);
     pair.drive();
     assert_eq!(windows(&pair), [(id, 64 * KIB as u32)]);
-    assert_eq!(payload_bytes(pair.sent(Side::Client), id), 320 * KIB);
+    assert_eq!(credit_taken(pair.sent(Side::Client), id), 320 * KIB);
 }
 
 #[test]
@@ -180,10 +188,10 @@ fn settings_raise_the_send_window_of_channels_opened_before_them() {
     let id = pair.client.open("early", Bytes::new(), None, false).expect("open");
     pair.client.send(id, pattern(6, 300 * KIB)).expect("send");
     pair.transmit(Side::Client);
-    assert_eq!(payload_bytes(pair.sent(Side::Client), id), 64 * KIB, "the spec default window");
+    assert_eq!(credit_taken(pair.sent(Side::Client), id), 64 * KIB, "the spec default window");
 
     pair.drive();
-    assert_eq!(payload_bytes(pair.sent(Side::Client), id), 256 * KIB, "the server's window");
+    assert_eq!(credit_taken(pair.sent(Side::Client), id), 256 * KIB, "the server's window");
     assert!(pair.server.error().is_none());
 }
 
@@ -191,10 +199,12 @@ fn settings_raise_the_send_window_of_channels_opened_before_them() {
 fn over_credit_is_a_flow_control_error() {
     let mut peer = Script::server();
     peer.feed(&open_frame(1, &[], false, false));
+    // Sixteen parts take the whole window of 256 KiB: their bytes and a part charge each.
     let frame = [7u8; 16 * KIB];
-    for _ in 0..16 {
+    for _ in 0..15 {
         peer.feed(&data_frame(1, &frame, false, false));
     }
+    peer.feed(&data_frame(1, &frame[..16 * KIB - 16 * PART_CHARGE], false, false));
     assert!(!peer.session.is_closed(), "exactly the window is allowed");
     peer.feed(&data_frame(1, &[7], false, false));
 
@@ -546,7 +556,7 @@ fn credit_dribbled_a_byte_at_a_time_gets_no_storm_of_tiny_frames() {
     let id = pair.client.open("bulk", Bytes::new(), None, false).expect("open");
     pair.client.send(id, pattern(1, 200 * KIB)).expect("send");
     pair.drive();
-    assert_eq!(payload_bytes(pair.sent(Side::Client), id), 65536, "one window, then it waits");
+    assert_eq!(credit_taken(pair.sent(Side::Client), id), 65536, "one window, then it waits");
     pair.clear_wire();
 
     let now = pair.now;
@@ -566,7 +576,7 @@ fn credit_dribbled_a_byte_at_a_time_gets_no_storm_of_tiny_frames() {
     pair.transmit(Side::Client);
     let data: Vec<&Frame> = pair.sent(Side::Client).filter(|f| is_data(f)).collect();
     assert_eq!(data.len(), 1, "one frame for 1100 bytes of credit: {data:?}");
-    assert_eq!(payload_bytes(data, id), 1100);
+    assert_eq!(payload_bytes(data, id), 1100 - PART_CHARGE);
     assert!(!pair.client.is_closing());
 }
 
@@ -577,13 +587,14 @@ fn the_rest_of_a_message_goes_with_less_credit_than_the_minimum_chunk() {
     server.initial_window = 65536;
     let mut pair = Pair::with(Config::default(), server);
     let id = pair.client.open("bulk", Bytes::new(), None, false).expect("open");
-    pair.client.send(id, pattern(1, 65536 - 100)).expect("send");
+    // Four parts and 100 bytes of credit left.
+    pair.client.send(id, pattern(1, 65536 - 100 - 4 * PART_CHARGE)).expect("send");
     pair.client.send(id, pattern(2, 300)).expect("send");
     pair.drive();
     pair.clear_wire();
-    // 100 bytes of credit left; the 300-byte message waits for 200 more, then goes whole.
+    // The 300-byte message, one part, takes 364: it waits for 264 more, then goes whole.
     let now = pair.now;
-    pair.client.handle_message(now, Frame::Window { id, increment: 199 }.to_bytes());
+    pair.client.handle_message(now, Frame::Window { id, increment: 263 }.to_bytes());
     pair.transmit(Side::Client);
     assert_eq!(pair.sent(Side::Client).filter(|f| is_data(f)).count(), 0);
     pair.client.handle_message(now, Frame::Window { id, increment: 1 }.to_bytes());
@@ -640,6 +651,23 @@ fn a_slow_reader_that_keeps_returning_credit_is_never_timed_out() {
 
 // ----- reuse of channel state -----
 
+/// Reads `len` bytes of `id` at `side`, driving the pair whenever nothing is there: the rest
+/// may wait on credit the reading returns (a part cut short by the session credit is one part
+/// more, and its charge is credit the message no longer fits in).
+fn read_driving(pair: &mut Pair, side: Side, id: ChannelId, len: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < len {
+        match pair.session(side).read(id, usize::MAX) {
+            Ok(Read::Chunk(c)) => got.extend_from_slice(&c.data),
+            other => {
+                assert_eq!(other, Ok(Read::Pending), "after {} bytes", got.len());
+                pair.drive();
+            }
+        }
+    }
+    got
+}
+
 #[test]
 fn channels_in_reused_state_start_fresh() {
     let mut pair = Pair::new();
@@ -667,24 +695,21 @@ fn channels_in_reused_state_start_fresh() {
     for i in 0..10u64 {
         let id = pair.client.open("new", Bytes::new(), None, false).unwrap();
         let window = usize::try_from(Config::default().initial_window).unwrap();
-        pair.client.send(id, pattern(i, window)).unwrap();
+        // Sixteen parts of at most 16 KiB: with their part charges, the whole window.
+        let len = window - 16 * PART_CHARGE;
+        pair.client.send(id, pattern(i, len)).unwrap();
         pair.drive();
         let incoming = accept(&mut pair.server);
         assert_eq!((incoming.route.as_str(), incoming.metadata.len()), ("new", 0));
-        let sent = payload_bytes(pair.sent(Side::Client), id);
+        let sent = credit_taken(pair.sent(Side::Client), id);
         assert_eq!(sent, window, "a fresh send window");
-        assert_eq!(
-            read_message(&mut pair.server, id),
-            Ok(Got::Message(pattern(i, window).to_vec()))
-        );
-        pair.server.send(incoming.id, pattern(i + 100, window)).unwrap();
+        assert_eq!(read_driving(&mut pair, Side::Server, id, len), pattern(i, len));
+        pair.server.send(incoming.id, pattern(i + 100, len)).unwrap();
         pair.server.finish(incoming.id).unwrap();
         pair.client.finish(id).unwrap();
         pair.drive();
-        assert_eq!(
-            read_message(&mut pair.client, id),
-            Ok(Got::Message(pattern(i + 100, window).to_vec()))
-        );
+        assert_eq!(read_driving(&mut pair, Side::Client, id, len), pattern(i + 100, len));
+        pair.drive();
         assert_eq!(read_message(&mut pair.client, id), Ok(Got::End));
         assert_eq!(read_message(&mut pair.server, id), Ok(Got::End));
         pair.client.release(id);

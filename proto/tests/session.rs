@@ -9,6 +9,7 @@ use bytes::Bytes;
 use util::*;
 use wsmux_proto::{
     ChannelError, ChannelId, Config, ErrorCode, Event, Frame, OpenError, SessionError, Side,
+    PART_CHARGE,
 };
 
 // ----- closing the session -----
@@ -242,25 +243,49 @@ fn data_after_fin_resets_only_that_channel() {
 }
 
 #[test]
-fn a_flood_of_empty_messages_resets_the_channel_with_limit() {
+fn a_flood_of_empty_messages_runs_out_of_credit() {
     let mut peer = Script::server();
-    let max_empty = peer.session.config().max_empty_frames;
+    let window = peer.session.config().initial_window as usize;
     peer.feed(&open_frame(1, &[], false, false));
-    // Each round: as many empty messages as the empty-frame budget allows, then one byte to
-    // restart its count. The reader never reads, so only the unread-chunk cost can stop this.
-    for _ in 0..20 {
-        for _ in 0..max_empty {
-            peer.feed(&data_frame(1, &[], true, false));
-        }
-        peer.feed(&data_frame(1, b"x", true, false));
+    // An empty message is a part: it takes the part charge of credit, so a window holds
+    // `window / PART_CHARGE` of them (the empty-frame budget does not count them).
+    for _ in 0..window / PART_CHARGE {
+        peer.feed(&data_frame(1, &[], true, false));
     }
+    assert!(!peer.session.is_closing(), "a window of empty messages is within credit");
+    assert!(resets_in(&peer.output()).is_empty());
+    peer.feed(&data_frame(1, &[], true, false));
+    assert_eq!(goaway_in(&peer.output()).map(|g| g.0), Some(ErrorCode::FLOW_CONTROL));
+}
 
-    assert_eq!(resets_in(&peer.output()), [(ChannelId(1), ErrorCode::LIMIT)]);
-    assert!(!peer.session.is_closing());
-    assert!(matches!(
-        peer.session.read(ChannelId(1), 100),
-        Err(ChannelError::LocallyReset { code: ErrorCode::LIMIT, .. })
-    ));
+#[test]
+fn tiny_messages_within_credit_are_never_reset_however_slowly_they_are_read() {
+    // The sender runs far ahead of a reader that takes one message per round: byte credit
+    // alone would let 256 Ki one-byte messages in; the part charge keeps it to the window.
+    let mut pair = Pair::new();
+    let id = pair.client.open("ticks", Bytes::new(), None, false).expect("open");
+    let total = 20_000;
+    for i in 0..total {
+        pair.client.send(id, Bytes::from(vec![i as u8])).expect("send");
+    }
+    pair.drive();
+    assert_eq!(accept(&mut pair.server).id, id);
+    let mut got = 0;
+    while got < total {
+        match read_message(&mut pair.server, id).expect("never reset") {
+            Got::Message(m) => {
+                assert_eq!(m, [got as u8]);
+                got += 1;
+            }
+            Got::Pending => {}
+            Got::End => panic!("no FIN was sent"),
+        }
+        let unread = pair.server.stats().unread_cost;
+        assert!(unread <= pair.server.config().initial_window as usize, "{unread}");
+        pair.drive();
+    }
+    assert_eq!(pair.server.stats().resets_sent, 0);
+    assert!(pair.client.error().is_none() && pair.server.error().is_none());
 }
 
 #[test]
@@ -448,8 +473,8 @@ fn whole_messages_read_ahead_are_held_until_the_next_joining_read() {
         other => panic!("{other:?}"),
     };
     assert_eq!((&first.data[..], first.eom), (&b"one"[..], true));
-    // Up to 136 bytes more, each message counted with 64 of chunk cost: "two" and "three"
-    // (67 + 69), not "four".
+    // Up to 136 bytes more, each message counted with its part charge of 64: "two" and
+    // "three" (67 + 69), not "four".
     let mut ahead = Vec::new();
     assert_eq!(pair.server.read_more_whole(id, 136, &mut ahead), 2);
     assert_eq!(ahead, [b("two"), b("three")]);

@@ -11,6 +11,7 @@ use super::{Event, Incoming, Session, State};
 use crate::channel::{RecvState, SendState};
 use crate::code::ErrorCode;
 use crate::error::{ChannelError, SessionError};
+use crate::flow::credit_cost;
 use crate::frame::{self, Frame, Open};
 use crate::id::ChannelId;
 use crate::settings::{Settings, VERSION};
@@ -182,7 +183,8 @@ impl Session {
         self.last_peer_id = id.0;
         // The data part takes session credit whatever becomes of the channel; a channel never
         // had any before its OPEN, so its own credit is checked with the rest, below.
-        if !self.consume_session(payload.len()) {
+        let cost = credit_cost(payload.len(), eom);
+        if !self.consume_session(cost) {
             return self.violation(ErrorCode::FLOW_CONTROL, "data exceeds the session's credit");
         }
         let refusal = if self.state != State::Open {
@@ -202,7 +204,7 @@ impl Session {
             if !self.local_resets.take(now) {
                 return self.violation(ErrorCode::LIMIT, "too many refused opens");
             }
-            self.session_bytes_done(payload.len());
+            self.session_bytes_done(cost);
             return self.push_reset(id, code, reason, true);
         }
         let ch = self.new_channel(id);
@@ -211,10 +213,9 @@ impl Session {
         self.stats.channels_accepted += 1;
         self.accept_queue.push_back(Incoming { id, route: route.into_owned(), metadata });
         self.events.push_back(Event::Incoming);
-        let len = payload.len();
         if (!payload.is_empty() || eom || fin) && !self.on_channel_data(now, id, payload, eom, fin)
         {
-            self.session_bytes_done(len);
+            self.session_bytes_done(cost);
         }
     }
 
@@ -223,13 +224,14 @@ impl Session {
         if len > self.local.max_frame_payload as usize {
             return self.violation(ErrorCode::PROTOCOL, "frame payload exceeds max frame payload");
         }
-        // Every payload byte takes session credit, whatever the frame's fate: bytes dropped
-        // below (a channel reset or gone) give it back at once.
-        if !self.consume_session(len) {
+        // Every part takes session credit, whatever the frame's fate: parts dropped below (a
+        // channel reset or gone) give it back at once.
+        let cost = credit_cost(len, eom);
+        if !self.consume_session(cost) {
             return self.violation(ErrorCode::FLOW_CONTROL, "data exceeds the session's credit");
         }
         if !self.on_channel_data(now, id, payload, eom, fin) {
-            self.session_bytes_done(len);
+            self.session_bytes_done(cost);
         }
     }
 
@@ -277,7 +279,7 @@ impl Session {
             // Reset by us while the peer was still sending: drop quietly.
             RecvState::Reset => return false,
         }
-        if !ch.window.consume(len) {
+        if !ch.window.consume(credit_cost(len, eom)) {
             self.violation(ErrorCode::FLOW_CONTROL, "data exceeds the channel's credit");
             return false;
         }
@@ -293,21 +295,12 @@ impl Session {
         if eom {
             ch.msg_len = 0;
         }
-        let cost = ch.unread_cost();
-        // Unread chunks on all channels together cost at most twice the session window (their
-        // bytes, and as much again for their parts: a window of 64-byte messages fits), plus
-        // what one channel may hold by itself, so a channel within its own bound never trips it.
-        let cap = 2 * self.recv_session.size() + 2 * u64::from(self.local.initial_window);
-        let session_full = (!payload.is_empty() || eom)
-            && (self.unread_cost + len + crate::channel::CHUNK_COST) as u64 > cap;
         // A reader waits only on an empty queue: one event when it stops being empty (or the
-        // direction ends on it) is all a reader needs, not one per frame.
+        // direction ends on it) is all a reader needs, not one per frame. The part paid for its
+        // memory in credit: tiny or empty messages cannot make the queue outgrow the window.
         let was_empty = ch.recv_drained();
-        if session_full || !ch.push_recv(payload, eom, self.local.initial_window as usize) {
-            self.local_reset(now, id, ErrorCode::LIMIT, "too many small unread messages");
-            return false;
-        }
-        self.unread_cost += ch.unread_cost() - cost;
+        ch.push_recv(payload, eom);
+        self.unread_cost += credit_cost(len, eom);
         if fin {
             ch.recv = RecvState::Finished;
         }

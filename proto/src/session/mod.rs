@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::budget::Bucket;
-use crate::channel::{Channel, Chunk, RecvState, SendState, CHUNK_COST};
+use crate::channel::{Channel, Chunk, RecvState, SendState};
 use crate::code::ErrorCode;
 use crate::config::Config;
 use crate::error::{ChannelError, OpenError, SessionError};
+use crate::flow::PART_CHARGE;
 use crate::flow::{SendCredit, SessionWindow};
 use crate::frame::{self, Frame};
 use crate::id::{ChannelId, Side};
@@ -209,7 +210,8 @@ pub struct Session {
     queued: Held,
     /// Channels whose writer waits for room in the session send buffer.
     session_writers: Vec<ChannelId>,
-    /// What unread chunks cost on all channels (bytes plus `CHUNK_COST` each).
+    /// What unread chunks cost, and took in session credit, on all channels (bytes plus
+    /// `PART_CHARGE` each).
     unread_cost: usize,
     /// Bytes of messages joining readers hold, all channels (free up to the session window).
     held_messages: Held,
@@ -610,7 +612,7 @@ impl Session {
 
     /// After a joining read that returned a whole message of `id`: takes the whole messages
     /// that follow it, as long as each arrived as one chunk and they add up to at most
-    /// `max_bytes` (each counted with a chunk cost of 64 bytes, so at most `max_bytes / 64`
+    /// `max_bytes` (each counted with its part charge of 64 bytes, so at most `max_bytes / 64`
     /// messages), and appends them to `out`; returns how many. They are read for credit like
     /// the first, and held with it (against the same bound) until the next joining read. A
     /// reader hands out a run of small messages under one lock this way.
@@ -623,8 +625,8 @@ impl Session {
         let (mut taken, mut bytes) = (0, 0);
         loop {
             let Some(ch) = self.channels.get_mut(&id) else { return taken };
-            // Each message counts with its chunk cost, so empty ones are bounded too.
-            let fits = |len: usize| bytes + len + CHUNK_COST <= max_bytes;
+            // Each message counts with its part charge, so empty ones are bounded too.
+            let fits = |len: usize| bytes + len + PART_CHARGE <= max_bytes;
             let whole = ch.peek_recv().filter(|&(len, eom)| eom && fits(len));
             let Some((len, _)) = whole.filter(|_| ch.holds_message) else { return taken };
             let fits =
@@ -636,7 +638,7 @@ impl Session {
             let Some(chunk) = self.pop_read(id, len) else { return taken };
             out.extend(Some(chunk.data));
             taken += 1;
-            bytes += len + CHUNK_COST;
+            bytes += len + PART_CHARGE;
         }
     }
 
@@ -649,15 +651,16 @@ impl Session {
         self.held_messages.remove(std::mem::take(&mut ch.partial_read));
     }
 
-    /// Takes up to `max` bytes of the first chunk `id` holds, returning their credit.
+    /// Takes up to `max` bytes of the first chunk `id` holds, returning their credit (and the
+    /// part charge, with the chunk's last byte).
     fn pop_read(&mut self, id: ChannelId, max: usize) -> Option<Chunk> {
         let ch = self.channels.get_mut(&id)?;
         let cost = ch.unread_cost();
         let chunk = ch.pop_recv(max)?;
-        self.unread_cost -= cost - ch.unread_cost();
-        let len = chunk.data.len();
+        let freed = cost - ch.unread_cost();
+        self.unread_cost -= freed;
         if ch.recv == RecvState::Open {
-            if let Some(credit) = ch.window.on_read(len) {
+            if let Some(credit) = ch.window.on_read(freed) {
                 ch.credit_owed = ch.credit_owed.saturating_add(credit);
                 if !ch.owes_window {
                     ch.owes_window = true;
@@ -665,7 +668,7 @@ impl Session {
                 }
             }
         }
-        self.session_bytes_done(len);
+        self.session_bytes_done(freed);
         Some(chunk)
     }
 
@@ -881,7 +884,7 @@ impl Session {
                 }
                 continue;
             }
-            let frame = ch.next_frame(max_payload.min(session));
+            let (frame, cost) = ch.next_frame(max_payload, session);
             if let Some(stop) = ch.stop_after_open.take() {
                 self.control.push_back(*stop);
             }
@@ -891,7 +894,7 @@ impl Session {
                 _ => 0,
             };
             let cancel = ch.send == SendState::Finished && std::mem::take(&mut ch.cancel_after_fin);
-            self.send_session.spend(sent);
+            self.send_session.spend(cost);
             self.queued_shrank(sent);
             if cancel {
                 self.reset(id, ErrorCode::CANCEL, "channel dropped");
@@ -1038,7 +1041,8 @@ impl Session {
         true
     }
 
-    /// `len` received bytes were read or discarded: their session credit goes back (batched).
+    /// What took `len` bytes of session credit was read or discarded: the credit goes back
+    /// (batched).
     fn session_bytes_done(&mut self, len: usize) {
         if len == 0 || self.state == State::Closed {
             return;
@@ -1093,11 +1097,11 @@ impl Session {
             true => std::mem::take(&mut ch.partial_read),
             false => 0,
         };
-        if dropped.recv_bytes + dropped.recv_cost + dropped.send_bytes + partial > 0 {
+        if dropped.recv_cost + dropped.send_bytes + partial > 0 {
             self.unread_cost -= dropped.recv_cost;
             self.queued_shrank(dropped.send_bytes);
             self.held_messages.remove(partial);
-            self.session_bytes_done(dropped.recv_bytes);
+            self.session_bytes_done(dropped.recv_cost);
         }
         let Some(ch) = self.channels.get_mut(&id) else { return };
         if ch.counted && ch.wire_done() && ch.pending_open.is_none() {

@@ -256,7 +256,7 @@ pub fn channel_of(frame: &Frame) -> Option<ChannelId> {
     }
 }
 
-/// The payload a DATA or OPEN frame carries on its channel (what credit counts).
+/// The payload a DATA or OPEN frame carries on its channel.
 pub fn payload_of(frame: &Frame) -> Option<(ChannelId, &Bytes)> {
     match frame {
         Frame::Data(d) => Some((d.id, &d.payload)),
@@ -273,6 +273,18 @@ pub fn is_data(frame: &Frame) -> bool {
 /// Payload bytes that `frames` carry on `id`.
 pub fn payload_bytes<'a>(frames: impl IntoIterator<Item = &'a Frame>, id: ChannelId) -> usize {
     frames.into_iter().filter_map(payload_of).filter(|(c, _)| *c == id).map(|(_, p)| p.len()).sum()
+}
+
+/// The credit that `frames` took on `id`: payload bytes plus the part charge of each frame
+/// that carries bytes or ends a message (PROTOCOL.md section 8).
+pub fn credit_taken<'a>(frames: impl IntoIterator<Item = &'a Frame>, id: ChannelId) -> usize {
+    let part = |frame: &Frame| match frame {
+        Frame::Data(d) => Some((d.id, d.payload.len(), d.eom)),
+        Frame::Open(o) => Some((o.id, o.payload.len(), o.eom)),
+        _ => None,
+    };
+    let parts = frames.into_iter().filter_map(part).filter(|&(c, ..)| c == id);
+    parts.map(|(_, len, eom)| wsmux_proto::credit_cost(len, eom)).sum()
 }
 
 // ----- reading -----
