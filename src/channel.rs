@@ -68,20 +68,18 @@ impl Channel {
 
     /// Sends one message. Returns once it is queued; hands the message back on failure.
     pub async fn send(&mut self, msg: impl Into<Bytes>) -> Result<(), SendError<Bytes>> {
-        let msg = msg.into();
         // Fast path: room in the send buffer, so check and queue under one lock.
-        {
+        let msg = {
             let mut inner = self.shared.lock();
-            match inner.proto.poll_writable(self.id) {
-                Ok(true) => {
-                    let queued = inner.proto.send_or_return(self.id, msg);
+            match inner.proto.try_send(self.id, msg.into()) {
+                Ok(None) => {
                     inner.after_command();
-                    return queued.map_err(|(e, value)| SendError { value, error: e.into() });
+                    return Ok(());
                 }
-                Ok(false) => {}
-                Err(e) => return Err(SendError { value: msg, error: e.into() }),
+                Ok(Some(msg)) => msg,
+                Err((e, value)) => return Err(SendError { value, error: e.into() }),
             }
-        }
+        };
         if let Err(error) = poll_fn(|cx| self.poll_send_ready(cx)).await {
             return Err(SendError { value: msg, error });
         }

@@ -175,11 +175,17 @@ fn step(pair: &mut Pair, chans: &mut Vec<Chan>, op: Op) {
             if !handle(c, s) || c.flows[ix(s)].finished || c.reset {
                 return;
             }
-            if pair.session(s).poll_writable(c.id) != Ok(true) {
-                return;
-            }
             let msg = pattern(u64::from(len) << 8 | u64::from(chan), usize::from(len % 8192));
-            if pair.session(s).send(c.id, msg.clone()).is_ok() {
+            // Both send paths: check then queue, or the two in one (`try_send`).
+            let queued = if len % 2 == 0 {
+                if pair.session(s).poll_writable(c.id) != Ok(true) {
+                    return;
+                }
+                pair.session(s).send(c.id, msg.clone()).is_ok()
+            } else {
+                matches!(pair.session(s).try_send(c.id, msg.clone()), Ok(None))
+            };
+            if queued {
                 let flow = &mut c.flows[ix(s)];
                 flow.sent.extend_from_slice(&msg);
                 flow.ends.push(flow.sent.len());

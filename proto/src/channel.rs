@@ -191,6 +191,15 @@ impl Channel {
             && matches!(self.recv, RecvState::Finished | RecvState::Reset)
     }
 
+    /// Whether `Session::settle` may have work here: dropped data to account for, a partial
+    /// read to let go of, or a channel over on the wire (its count, then its state, to free).
+    /// Cheap, for the path of every frame sent.
+    pub(crate) fn unsettled(&self) -> bool {
+        self.dropped.recv_cost + self.dropped.send_bytes > 0
+            || (self.partial_read > 0 && (self.recv == RecvState::Reset || self.released))
+            || self.wire_done()
+    }
+
     /// Nothing is left for anyone: the state can be freed.
     pub(crate) fn removable(&self) -> bool {
         self.released && self.wire_done() && self.pending_open.is_none()

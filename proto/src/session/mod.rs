@@ -492,6 +492,47 @@ impl Session {
         Ok(false)
     }
 
+    /// [`Session::poll_writable`] and [`Session::send_or_return`] in one: queues `msg` on `id`
+    /// if the send buffers have room (`Ok(None)`), or hands it back (`Ok(Some(msg))`) with an
+    /// [`Event::Writable`] to follow once they have. The path of every send that need not wait.
+    pub fn try_send(
+        &mut self,
+        id: ChannelId,
+        msg: Bytes,
+    ) -> Result<Option<Bytes>, (ChannelError, Bytes)> {
+        let limit = (self.config.send_buffer as usize).max(1);
+        let session_room = self.session_send_room();
+        let max = self.peer.max_message_size;
+        let session = self.send_session.available();
+        // One lookup for the checks, the queue and the schedule: this runs for every message.
+        let ch = match sendable_in(&mut self.channels, id) {
+            Ok(ch) => ch,
+            Err(e) => return Err((e, msg)),
+        };
+        if ch.queued >= limit {
+            ch.wake_writer_at = Some(limit.saturating_sub(1));
+            return Ok(Some(msg));
+        }
+        if !session_room {
+            if !ch.waits_session_buffer {
+                ch.waits_session_buffer = true;
+                self.session_writers.push(id);
+            }
+            return Ok(Some(msg));
+        }
+        if msg.len() > max as usize {
+            ch.lost_message = true;
+            return Err((ChannelError::MessageTooLarge { size: msg.len(), max }, msg));
+        }
+        let len = msg.len();
+        ch.enqueue(msg);
+        if !ch.scheduled {
+            queue_for_sending(ch, id, session, &mut self.ready, &mut self.session_blocked);
+        }
+        self.queued.add(len, false);
+        Ok(None)
+    }
+
     /// Queues one message on `id`. It does not check the send buffer: call
     /// [`Session::poll_writable`] first to respect it.
     ///
@@ -544,12 +585,7 @@ impl Session {
     }
 
     fn sendable_channel(&mut self, id: ChannelId) -> Result<&mut Channel, ChannelError> {
-        let ch = self.channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
-        match ch.send {
-            SendState::Open => Ok(ch),
-            SendState::Finishing | SendState::Finished => Err(ChannelError::Finished),
-            SendState::Reset => Err(ch.failure()),
-        }
+        sendable_in(&mut self.channels, id)
     }
 
     /// Finishes the sending side of `id`: FIN follows the queued data. Finishing twice is
@@ -895,27 +931,41 @@ impl Session {
             };
             let cancel = ch.send == SendState::Finished && std::mem::take(&mut ch.cancel_after_fin);
             self.send_session.spend(cost);
-            self.queued_shrank(sent);
+            self.queued.remove(sent);
             if cancel {
+                self.wake_session_writers();
                 self.reset(id, ErrorCode::CANCEL, "channel dropped");
+                return Some(self.after_frame(id, frame));
             }
+            // The common case, on the channel already at hand: a lookup less per frame.
             let session = self.send_session.available();
-            let Some(ch) = self.channels.get_mut(&id) else { return Some(frame) };
-            if ch.sendable(session) {
-                ch.scheduled = true;
-                self.ready.push_back(id);
-            } else if !ch.session_blocked && ch.blocked_by_session(session) {
-                ch.session_blocked = true;
-                self.session_blocked.push_back(id);
-            }
+            queue_for_sending(ch, id, session, &mut self.ready, &mut self.session_blocked);
             if ch.wake_writer_at.is_some_and(|at| ch.queued <= at) {
                 ch.wake_writer_at = None;
                 self.events.push_back(Event::Writable(id));
             }
-            self.settle(id);
+            let settle = ch.unsettled();
+            self.wake_session_writers();
+            if settle {
+                self.settle(id);
+            }
             return Some(frame);
         }
         None
+    }
+
+    /// What follows a frame of channel `id` once the channel may have changed under it (a
+    /// reset): the general path of [`Session::next_frame`].
+    fn after_frame(&mut self, id: ChannelId, frame: Frame) -> Frame {
+        let session = self.send_session.available();
+        let Some(ch) = self.channels.get_mut(&id) else { return frame };
+        queue_for_sending(ch, id, session, &mut self.ready, &mut self.session_blocked);
+        if ch.wake_writer_at.is_some_and(|at| ch.queued <= at) {
+            ch.wake_writer_at = None;
+            self.events.push_back(Event::Writable(id));
+        }
+        self.settle(id);
+        frame
     }
 
     /// Whether [`Session::poll_transmit`] has something to send (cheap; for waking a driver).
@@ -978,13 +1028,7 @@ impl Session {
             if ch.scheduled {
                 return;
             }
-            if ch.sendable(session) {
-                ch.scheduled = true;
-                self.ready.push_back(id);
-            } else if !ch.session_blocked && ch.blocked_by_session(session) {
-                ch.session_blocked = true;
-                self.session_blocked.push_back(id);
-            }
+            queue_for_sending(ch, id, session, &mut self.ready, &mut self.session_blocked);
         }
     }
 
@@ -1278,5 +1322,37 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.release_budget();
+    }
+}
+
+/// Channel `id` of `channels` if it may still send (see [`Session::send`]).
+fn sendable_in(
+    channels: &mut HashMap<ChannelId, Box<Channel>, IdHash>,
+    id: ChannelId,
+) -> Result<&mut Channel, ChannelError> {
+    let ch = channels.get_mut(&id).ok_or(ChannelError::Unknown)?;
+    match ch.send {
+        SendState::Open => Ok(ch),
+        SendState::Finishing | SendState::Finished => Err(ChannelError::Finished),
+        SendState::Reset => Err(ch.failure()),
+    }
+}
+
+/// Puts channel `ch` (`id`), not yet scheduled, in the round-robin if it can send with the
+/// session credit left (`session`), or among those waiting for session credit if only that
+/// stops it.
+fn queue_for_sending(
+    ch: &mut Channel,
+    id: ChannelId,
+    session: usize,
+    ready: &mut VecDeque<ChannelId>,
+    session_blocked: &mut VecDeque<ChannelId>,
+) {
+    if ch.sendable(session) {
+        ch.scheduled = true;
+        ready.push_back(id);
+    } else if !ch.session_blocked && ch.blocked_by_session(session) {
+        ch.session_blocked = true;
+        session_blocked.push_back(id);
     }
 }
