@@ -7,7 +7,8 @@
 use wsmux::server::{OriginPolicy, Server, ServerConfig};
 
 const HELP: &str = "wsmux reference server: serves the routes echo, discard and source and the
-RPC methods interop.unary, .fail, .header, .hang, .count, .concat and .echo (PROTOCOL.md 14)
+RPC methods interop.unary, .fail, .header, .hang, .count, .concat and .echo (raw bytes) and
+interop.json.sum and .callback (JSON; the callback calls the client back) (PROTOCOL.md 14)
 
 USAGE: cargo run --release --example server -- [OPTIONS]
 

@@ -94,6 +94,29 @@ impl Codec<Bytes> for Raw {
     }
 }
 
+/// JSON through serde_json: the codec of browser peers (the JS client's default), one JSON
+/// text per message, UTF-8. serde_json bounds nesting at 128 levels, so hostile input cannot
+/// overflow the stack, and what it allocates grows with the message, which the session bounds.
+/// Trailing bytes other than whitespace are an error.
+#[cfg(feature = "json")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json;
+
+#[cfg(feature = "json")]
+impl<T: Serialize + DeserializeOwned> Codec<T> for Json {
+    fn encode(&self, value: &T) -> Result<Bytes, CodecError> {
+        serde_json::to_vec(value).map(Bytes::from).map_err(|e| CodecError::Encode(e.to_string()))
+    }
+
+    fn encode_into(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        serde_json::to_writer(out, value).map_err(|e| CodecError::Encode(e.to_string()))
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        serde_json::from_slice(bytes).map_err(|e| CodecError::Decode(e.to_string()))
+    }
+}
+
 /// Appends what bincode writes to a `Vec` (through `std::io::Write`, every value written would
 /// also pass the IO error plumbing).
 struct AppendTo<'a>(&'a mut Vec<u8>);
@@ -190,6 +213,32 @@ mod tests {
         let mut extra = bytes.to_vec();
         extra.push(0);
         assert!(Codec::<(u32, String, Vec<u8>)>::decode(&Bincode, &extra).is_err());
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn json_round_trips_and_rejects_what_is_not_one_json_value() {
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct Call {
+            method: String,
+            args: Vec<i64>,
+        }
+        let v = Call { method: "sum".into(), args: vec![1, -2, 3] };
+        let bytes = Codec::<Call>::encode(&Json, &v).unwrap();
+        assert_eq!(&bytes[..], br#"{"method":"sum","args":[1,-2,3]}"#);
+        let mut out = b"\x00".to_vec();
+        Codec::<Call>::encode_into(&Json, &v, &mut out).unwrap();
+        assert_eq!(&out[1..], &bytes[..]);
+        assert_eq!(
+            Codec::<Call>::decode(&Json, b" {\"args\":[1,-2,3],\"method\":\"sum\"}\n").unwrap(),
+            v
+        );
+        for bad in [&b"{"[..], b"{} {}", b"[1,2]", b"\xff", &[b'['; 200]] {
+            assert!(
+                matches!(Codec::<Call>::decode(&Json, bad), Err(CodecError::Decode(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

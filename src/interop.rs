@@ -107,6 +107,160 @@ pub fn rpc_router() -> Router<Raw> {
         })
 }
 
+/// The interop methods whose values are JSON (the [`Json`] codec, a browser's default):
+/// `interop.json.sum` and `interop.json.callback`, which calls the caller back
+/// (PROTOCOL.md section 14).
+#[cfg(feature = "json")]
+pub mod json {
+    use crate::codec::Json;
+    use crate::rpc::{CallOptions, Client, Router, Status, Unary};
+    use crate::session::Session;
+
+    /// JSON: the sum of a list of integers, `[1, 2, 3]` → `{"sum":6,"count":3}`. A value that is
+    /// not such a list is INVALID_ARGUMENT; an integer or a sum beyond ±(2^53 − 1), the integers a
+    /// JavaScript number holds exactly, is OUT_OF_RANGE.
+    pub const SUM: Unary<Vec<i64>, Sum> = Unary::new("interop.json.sum");
+    /// JSON: the server calls back. The request names a kind of call and its requests; the server
+    /// makes that call to the caller's method `interop.peer.<kind>` (which the caller serves, JSON
+    /// values) over a channel it opens on the same session, and answers what came back, or fails
+    /// with the callee's status. See [`Callback`].
+    pub const CALLBACK: Unary<Callback, Answers> = Unary::new("interop.json.callback");
+
+    /// The largest integer a JavaScript number holds exactly (2^53 − 1).
+    pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
+    /// The answer of [`SUM`].
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub struct Sum {
+        /// The sum.
+        pub sum: i64,
+        /// How many integers were added.
+        pub count: u64,
+    }
+
+    /// The request of [`CALLBACK`]: `{"kind": "unary", "requests": [7]}`.
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    pub struct Callback {
+        /// `unary`, `server_streaming`, `client_streaming` or `bidi`: the server calls
+        /// `interop.peer.unary` and so on.
+        pub kind: String,
+        /// The requests to send: exactly one for `unary` and `server_streaming`, any number (at
+        /// most [`CALLBACK_MAX`]) for the others.
+        pub requests: Vec<serde_json::Value>,
+        /// The call's timeout in milliseconds (default 10,000; at most 60,000).
+        #[serde(default)]
+        pub timeout_ms: Option<u32>,
+    }
+
+    /// The answer of [`CALLBACK`]: `{"responses": [...]}`, every response the callee sent,
+    /// in order.
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    pub struct Answers {
+        /// The callee's responses.
+        pub responses: Vec<serde_json::Value>,
+    }
+
+    /// The most requests and responses one [`CALLBACK`] carries.
+    pub const CALLBACK_MAX: usize = 1024;
+
+    /// The methods [`CALLBACK`] calls on the caller, one per kind.
+    pub mod peer {
+        use crate::rpc::{Bidi, ClientStreaming, ServerStreaming, Unary};
+        use serde_json::Value;
+
+        /// `interop.peer.unary`.
+        pub const UNARY: Unary<Value, Value> = Unary::new("interop.peer.unary");
+        /// `interop.peer.server_streaming`.
+        pub const SERVER_STREAMING: ServerStreaming<Value, Value> =
+            ServerStreaming::new("interop.peer.server_streaming");
+        /// `interop.peer.client_streaming`.
+        pub const CLIENT_STREAMING: ClientStreaming<Value, Value> =
+            ClientStreaming::new("interop.peer.client_streaming");
+        /// `interop.peer.bidi`.
+        pub const BIDI: Bidi<Value, Value> = Bidi::new("interop.peer.bidi");
+    }
+
+    /// The interop methods whose values are JSON ([`Json`] codec): [`SUM`] and
+    /// [`CALLBACK`]. [`serve`](super::serve) merges them with
+    /// [`rpc_router`](super::rpc_router)'s.
+    pub fn router() -> Router<Json> {
+        Router::with_codec(Json)
+            .unary(SUM, |req: Vec<i64>, _| async move {
+                let out_of_range = || Status::out_of_range(format!("beyond +-{MAX_SAFE_INTEGER}"));
+                let mut sum: i64 = 0;
+                for n in &req {
+                    if n.abs() > MAX_SAFE_INTEGER {
+                        return Err(out_of_range());
+                    }
+                    sum += n; // both within 2^53: no overflow
+                    if sum.abs() > MAX_SAFE_INTEGER {
+                        return Err(out_of_range());
+                    }
+                }
+                Ok(Sum { sum, count: req.len() as u64 })
+            })
+            .unary(
+                CALLBACK,
+                |req: Callback, ctx| async move { call_back(req, ctx.session()).await },
+            )
+    }
+
+    /// Makes the call a [`CALLBACK`] request asks for, to the caller on `session`.
+    async fn call_back(req: Callback, session: &Session) -> Result<Answers, Status> {
+        if req.requests.len() > CALLBACK_MAX {
+            return Err(Status::invalid_argument(format!("at most {CALLBACK_MAX} requests")));
+        }
+        let timeout = req.timeout_ms.unwrap_or(10_000).min(60_000);
+        let options =
+            || CallOptions::new().timeout(std::time::Duration::from_millis(timeout.into()));
+        let client = Client::with_codec(session.clone(), Json);
+        let one = || match req.requests.as_slice() {
+            [one] => Ok(one),
+            _ => Err(Status::invalid_argument(format!("{} takes exactly one request", req.kind))),
+        };
+        let mut responses = Vec::new();
+        match req.kind.as_str() {
+            "unary" => responses.push(client.unary_with(&peer::UNARY, one()?, options()).await?),
+            "server_streaming" => {
+                let mut stream =
+                    client.server_streaming(&peer::SERVER_STREAMING, one()?, options()).await?;
+                while let Some(resp) = stream.recv().await {
+                    responses.push(resp?);
+                    if responses.len() > CALLBACK_MAX {
+                        return Err(Status::out_of_range(format!(
+                            "more than {CALLBACK_MAX} responses"
+                        )));
+                    }
+                }
+            }
+            "client_streaming" => {
+                let mut call = client.client_streaming(&peer::CLIENT_STREAMING, options()).await?;
+                for r in &req.requests {
+                    call.send(r).await?;
+                }
+                responses.push(call.finish().await?);
+            }
+            "bidi" => {
+                let mut call = client.bidi(&peer::BIDI, options()).await?;
+                for r in &req.requests {
+                    call.send(r).await?;
+                }
+                call.finish().await?;
+                while let Some(resp) = call.recv().await {
+                    responses.push(resp?);
+                    if responses.len() > CALLBACK_MAX {
+                        return Err(Status::out_of_range(format!(
+                            "more than {CALLBACK_MAX} responses"
+                        )));
+                    }
+                }
+            }
+            other => return Err(Status::invalid_argument(format!("no kind {other:?}"))),
+        }
+        Ok(Answers { responses })
+    }
+}
+
 /// Largest message the `source` route sends.
 pub const SOURCE_CHUNK: usize = 64 * 1024;
 
@@ -114,7 +268,11 @@ pub const SOURCE_CHUNK: usize = 64 * 1024;
 /// until the session closes.
 #[cfg(any(feature = "async-std", feature = "smol", feature = "tokio"))]
 pub async fn serve(session: Session) {
-    let router = rpc_router().otherwise(|incoming| async move {
+    #[cfg(feature = "json")]
+    let router = rpc_router().merge(json::router());
+    #[cfg(not(feature = "json"))]
+    let router = rpc_router();
+    let router = router.otherwise(|incoming| async move {
         if let Err(e) = handle(incoming).await {
             tracing::debug!(error = %e, "reference route failed");
         }

@@ -38,6 +38,8 @@ mod shared;
 pub mod tls;
 
 pub use channel::Channel;
+#[cfg(feature = "json")]
+pub use codec::Json;
 pub use codec::{Bincode, Codec, CodecError, Raw, Typed};
 pub use config::Config;
 pub use driver::Driver;

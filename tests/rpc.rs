@@ -702,3 +702,76 @@ fn the_interop_service_answers_every_shape_in_raw_bytes_beside_the_reference_rou
         assert!(err.to_string().contains("no route"), "{err}");
     });
 }
+
+#[cfg(feature = "json")]
+#[test]
+fn the_json_interop_methods_sum_and_call_the_caller_back_in_every_shape() {
+    use serde_json::{json, Value};
+    use wsmux::interop::json::{self as ij, peer, Answers, Callback};
+    run(async {
+        let (client, server) = pair().await;
+        async_std::task::spawn(wsmux::interop::serve(server));
+        // The client serves the methods the server calls back, JSON values as a browser would.
+        let peer_methods = Router::with_codec(wsmux::Json)
+            .unary(peer::UNARY, |v: Value, _| async move { Ok(json!({ "got": v })) })
+            .server_streaming(peer::SERVER_STREAMING, |v: Value, mut out, _| async move {
+                let n = v.as_u64().ok_or_else(|| Status::invalid_argument("a count"))?;
+                for i in 0..n {
+                    out.send(&json!(i)).await?;
+                }
+                Ok(())
+            })
+            .client_streaming(peer::CLIENT_STREAMING, |mut reqs, _| async move {
+                let mut all = Vec::new();
+                while let Some(v) = reqs.recv().await {
+                    all.push(v?);
+                }
+                Ok(Value::Array(all))
+            })
+            .bidi(peer::BIDI, |mut reqs, mut out, _| async move {
+                while let Some(v) = reqs.recv().await {
+                    out.send(&json!([v?])).await?;
+                }
+                Ok(())
+            });
+        async_std::task::spawn(peer_methods.serve(client.clone()));
+        let rpc = Client::with_codec(client.clone(), wsmux::Json);
+
+        let sum = rpc.unary(&ij::SUM, &vec![1, -2, 30]).await.unwrap();
+        assert_eq!((sum.sum, sum.count), (29, 3));
+        let big = rpc.unary(&ij::SUM, &vec![ij::MAX_SAFE_INTEGER, 1]).await.unwrap_err();
+        assert_eq!(big.code(), Code::OUT_OF_RANGE);
+        // Not a list of integers: the codec refuses it, INVALID_ARGUMENT.
+        let floats = Unary::<Value, Value>::new("interop.json.sum");
+        let status = rpc.unary(&floats, &json!([1.5])).await.unwrap_err();
+        assert_eq!(status.code(), Code::INVALID_ARGUMENT, "{status:?}");
+
+        let call = |kind: &str, requests: Vec<Value>| Callback {
+            kind: kind.into(),
+            requests,
+            timeout_ms: None,
+        };
+        let back = |a: Answers| a.responses;
+        let answers = rpc.unary(&ij::CALLBACK, &call("unary", vec![json!("hi")])).await.unwrap();
+        assert_eq!(back(answers), [json!({ "got": "hi" })]);
+        let answers =
+            rpc.unary(&ij::CALLBACK, &call("server_streaming", vec![json!(3)])).await.unwrap();
+        assert_eq!(back(answers), [json!(0), json!(1), json!(2)]);
+        let reqs = vec![json!(1), json!("two"), json!(null)];
+        let answers =
+            rpc.unary(&ij::CALLBACK, &call("client_streaming", reqs.clone())).await.unwrap();
+        assert_eq!(back(answers), [Value::Array(reqs.clone())]);
+        let answers = rpc.unary(&ij::CALLBACK, &call("bidi", reqs.clone())).await.unwrap();
+        assert_eq!(back(answers), reqs.iter().map(|v| json!([v])).collect::<Vec<_>>());
+        // The callee's failure comes back as the callback's status.
+        let status = rpc
+            .unary(&ij::CALLBACK, &call("server_streaming", vec![json!("x")]))
+            .await
+            .unwrap_err();
+        assert_eq!((status.code(), status.message()), (Code::INVALID_ARGUMENT, "a count"));
+        let status = rpc.unary(&ij::CALLBACK, &call("unary", vec![])).await.unwrap_err();
+        assert_eq!(status.code(), Code::INVALID_ARGUMENT);
+        let status = rpc.unary(&ij::CALLBACK, &call("sideways", vec![])).await.unwrap_err();
+        assert_eq!(status.code(), Code::INVALID_ARGUMENT);
+    });
+}

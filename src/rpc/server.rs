@@ -358,6 +358,24 @@ impl<C: Send + Sync + 'static> Router<C> {
         self
     }
 
+    /// Adds every method of `other`, each keeping its own codec, so one session serves methods
+    /// of several codecs (bincode for Rust peers, [`Json`](crate::Json) for browsers). `other`'s
+    /// [`Router::otherwise`] handler is used only if this router has none; its limit of calls in
+    /// flight gives way to this one's.
+    ///
+    /// # Panics
+    ///
+    /// If both routers have a method of the same name.
+    pub fn merge<C2>(mut self, other: Router<C2>) -> Self {
+        for (name, handler) in other.methods {
+            self = self.add(name, handler);
+        }
+        if self.otherwise.is_none() {
+            self.otherwise = other.otherwise;
+        }
+        self
+    }
+
     /// At most `n` calls run at once per served session; past that a call is answered
     /// RESOURCE_EXHAUSTED without running. Default 256 (the default channel limit).
     pub fn max_in_flight(mut self, n: usize) -> Self {
