@@ -32,7 +32,11 @@ fn main() {
                 echoes = value().parse().unwrap_or_else(|_| fail("--echoes needs a number"))
             }
             "--help" | "-h" => {
-                println!("{HELP}");
+                // Not println!: it panics when stdout is a pipe closed early (`| head`).
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stdout(),
+                    format!("{HELP}\n").as_bytes(),
+                );
                 return;
             }
             other => fail(&format!("unknown argument {other}")),

@@ -65,7 +65,11 @@ fn parse_args() -> Result<Options, String> {
                 o.events = 500;
             }
             "--help" | "-h" => {
-                println!("{HELP}");
+                // Not println!: it panics when stdout is a pipe closed early (`| head`).
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stdout(),
+                    format!("{HELP}\n").as_bytes(),
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}\n\n{HELP}")),

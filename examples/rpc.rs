@@ -245,7 +245,11 @@ fn main() {
             }
             ["--client", url] => client(url).await,
             ["--help" | "-h"] => {
-                println!("{HELP}");
+                // Not println!: it panics when stdout is a pipe closed early (`| head`).
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stdout(),
+                    format!("{HELP}\n").as_bytes(),
+                );
                 return;
             }
             _ => fail("unknown arguments"),

@@ -31,7 +31,11 @@ fn main() {
             "--allow-origin" => allowed.push(value()),
             "--any-origin" => config.origins = OriginPolicy::Any,
             "--help" | "-h" => {
-                println!("{HELP}");
+                // Not println!: it panics when stdout is a pipe closed early (`| head`).
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stdout(),
+                    format!("{HELP}\n").as_bytes(),
+                );
                 return;
             }
             other => fail(&format!("unknown argument {other}")),

@@ -296,7 +296,11 @@ fn main() {
             }
             "--json" => json = it.next().unwrap_or_else(|| fail("--json needs a path")).into(),
             "--help" | "-h" => {
-                println!("{HELP}");
+                // Not println!: it panics when stdout is a pipe closed early (`| head`).
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stdout(),
+                    format!("{HELP}\n").as_bytes(),
+                );
                 return;
             }
             name => match CASES.iter().find(|c| c.0 == name) {
