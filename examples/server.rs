@@ -16,12 +16,18 @@ USAGE: cargo run --release --example server -- [OPTIONS]
   --path PATH           URL path of the WebSocket endpoint (default /mux)
   --allow-origin ORIGIN also accept browsers from ORIGIN (repeatable; default: same host only)
   --any-origin          accept every Origin
+  --plain ADDR          also serve a plain WebSocket (no wsmux) on ADDR, the baseline the
+                        JS benchmark compares with: its first message, a text, picks the mode:
+                        \"echo\" (every message back), \"source N SIZE\" (N bytes in binary
+                        messages of SIZE, then close) or \"discard\" (read until a text
+                        message, then answer it with the byte count received, as text)
   --help                this text";
 
 fn main() {
     let mut listen = "127.0.0.1:9000".to_owned();
     let mut config = ServerConfig::default();
     let mut allowed = Vec::new();
+    let mut plain = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| fail(&format!("{arg} needs a value")));
@@ -30,6 +36,7 @@ fn main() {
             "--path" => config.path = Some(value()),
             "--allow-origin" => allowed.push(value()),
             "--any-origin" => config.origins = OriginPolicy::Any,
+            "--plain" => plain = Some(value()),
             "--help" | "-h" => {
                 // Not println!: it panics when stdout is a pipe closed early (`| head`).
                 let _ = std::io::Write::write_all(
@@ -46,6 +53,19 @@ fn main() {
     }
     let path = config.path.clone().unwrap_or_else(|| "/".into());
     async_std::task::block_on(async move {
+        if let Some(addr) = plain {
+            let listener = match async_std::net::TcpListener::bind(&addr).await {
+                Ok(l) => l,
+                Err(e) => fail(&format!("cannot listen on {addr}: {e}")),
+            };
+            let local = listener.local_addr().map_or(addr, |a| a.to_string());
+            println!("plain WebSocket on ws://{local}/ (modes: echo, source N SIZE, discard)");
+            async_std::task::spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    async_std::task::spawn(plain::serve(tcp));
+                }
+            });
+        }
         let server = match Server::bind(&listen, config).await {
             Ok(s) => s,
             Err(e) => fail(&format!("cannot listen on {listen}: {e}")),
@@ -64,4 +84,62 @@ fn main() {
 fn fail(message: &str) -> ! {
     eprintln!("{message}\n\n{HELP}");
     std::process::exit(2);
+}
+
+/// The plain WebSocket baseline: the same work as the wsmux routes, without wsmux.
+mod plain {
+    use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+    use async_tungstenite::tungstenite::Message;
+    use futures::{SinkExt, StreamExt};
+
+    pub(crate) async fn serve(tcp: async_std::net::TcpStream) {
+        // Messages up to 64 MiB, as wsmux's default message limit allows.
+        let config = WebSocketConfig::default().max_message_size(Some(64 << 20));
+        let Ok(mut ws) = async_tungstenite::accept_async_with_config(tcp, Some(config)).await
+        else {
+            return;
+        };
+        let Some(Ok(Message::Text(mode))) = ws.next().await else { return };
+        let words: Vec<&str> = mode.split_whitespace().collect();
+        match words.as_slice() {
+            ["echo"] => {
+                while let Some(Ok(msg)) = ws.next().await {
+                    if (msg.is_binary() || msg.is_text()) && ws.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            ["source", n, size] => {
+                let (Ok(n), Ok(size)) = (n.parse::<usize>(), size.parse::<usize>()) else {
+                    return;
+                };
+                let block = bytes::Bytes::from(vec![7u8; size.clamp(1, 16 << 20)]);
+                let mut left = n;
+                while left > 0 {
+                    let len = left.min(block.len());
+                    if ws.feed(Message::Binary(block.slice(..len))).await.is_err() {
+                        return;
+                    }
+                    left -= len;
+                }
+                let _ = ws.flush().await;
+                let _ = ws.close(None).await;
+            }
+            ["discard"] => {
+                let mut got = 0usize;
+                while let Some(Ok(msg)) = ws.next().await {
+                    match msg {
+                        Message::Binary(b) => got += b.len(),
+                        Message::Text(_) => {
+                            let _ = ws.send(Message::text(got.to_string())).await;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {
+                let _ = ws.close(None).await;
+            }
+        }
+    }
 }
