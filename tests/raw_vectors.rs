@@ -305,6 +305,19 @@ fn an_echo_the_peer_cannot_accept_ends_in_a_reset_not_a_clean_end() {
             }
             other => panic!("expected a reset with LIMIT, got {other:?}"),
         }
+        // The same without the FIN: `echo` drops the channel while the client may still send,
+        // and the reset still says LIMIT (not the CANCEL of an ordinary drop, section 9.2).
+        let mut ch = client.open("echo").await.unwrap();
+        let outcome = match ch.send(Bytes::from(vec![1u8; MIB + 1])).await {
+            Ok(()) => ch.recv().await,
+            Err(e) => Err(e.error),
+        };
+        match outcome {
+            Err(Error::Channel(ChannelError::Reset { code, .. })) => {
+                assert_eq!(code, ErrorCode::LIMIT)
+            }
+            other => panic!("without FIN: expected a reset with LIMIT, got {other:?}"),
+        }
         // A message that fits still comes back, with a clean end.
         let mut ch = client.open("echo").await.unwrap();
         ch.finish_with(Bytes::from(vec![2u8; MIB])).await.unwrap();

@@ -769,16 +769,17 @@ impl Session {
         ch.released = true;
         ch.clear_recv();
         match (ch.recv, ch.send) {
+            // A message was refused as too large: the end must not look clean, and LIMIT says
+            // why, whether or not the peer may still send (section 5).
+            (_, SendState::Open) if ch.lost_message => {
+                self.reset(id, ErrorCode::LIMIT, LOST_MESSAGE);
+            }
             // Neither finished nor read to the end: abort.
             (RecvState::Open, SendState::Open | SendState::Finished) => {
                 self.reset(id, ErrorCode::CANCEL, "channel dropped");
             }
             // Finished but not yet sent: the RESET must not overtake the data and FIN.
             (RecvState::Open, SendState::Finishing) => ch.cancel_after_fin = true,
-            // A message was refused as too large: the end must not look clean.
-            (_, SendState::Open) if ch.lost_message => {
-                self.reset(id, ErrorCode::LIMIT, LOST_MESSAGE);
-            }
             (_, SendState::Open) => {
                 ch.send = SendState::Finishing;
                 self.schedule(id);
