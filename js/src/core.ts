@@ -384,7 +384,7 @@ export class SessionCore {
     }
     // Parts wait, credit unreturned, until the application reads (section 8): a reader that
     // stalls stops its sender after one channel window.
-    if (part) ch.pushPart({ data: payload.slice(), eom, cost });
+    if (part) ch.pushPart({ data: ownBytes(payload), eom, cost });
     if (fin) {
       ch.peerFinished();
       this.maybeRelease(ch);
@@ -928,6 +928,15 @@ export class SessionCore {
     this.hooks.incomingDone(error);
     this.hooks.closed(error);
   }
+}
+
+/**
+ * The payload to keep until the application reads it. A view into the WebSocket message is
+ * kept as it is when it is most of that message (one frame per message, the bulk case: no
+ * copy); a small frame out of a PACK is copied, so that it does not hold the whole PACK.
+ */
+function ownBytes(payload: Uint8Array): Uint8Array {
+  return payload.length * 2 >= payload.buffer.byteLength ? payload : payload.slice();
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

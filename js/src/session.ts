@@ -15,7 +15,7 @@ import type { SessionOptions } from "./config.js";
 import { SessionCore, type Role, type SessionCounters, type SessionState } from "./core.js";
 import { ErrorCode, InvalidStateError, SessionError, quiet } from "./errors.js";
 import type { Settings } from "./frame.js";
-import { WebSocketTransport, type WebSocketLike } from "./transport.js";
+import { WebSocketTransport, useFastestBinaryType, type WebSocketLike } from "./transport.js";
 
 /** The subprotocol a client offers and a server selects (PROTOCOL.md section 2). */
 export const SUBPROTOCOL = "wsmux.v1";
@@ -348,7 +348,7 @@ export function connect(url: string, options: ConnectOptions = {}): Promise<Sess
       reject(e);
       return;
     }
-    socket.binaryType = "arraybuffer";
+    useFastestBinaryType(socket);
     const cleanup = (): void => {
       socket.removeEventListener("open", onOpen);
       socket.removeEventListener("error", onError);

@@ -48,6 +48,16 @@ export interface WebSocketLike {
   removeEventListener(type: string, listener: (event: any) => void): void;
 }
 
+/**
+ * Binary messages as ArrayBuffers (browsers), or as Node Buffers where the socket offers them
+ * (the \`ws\` package's "nodebuffer", which spares a copy of every message). A browser ignores
+ * a binaryType it does not know, so the first assignment is a harmless probe there.
+ */
+export function useFastestBinaryType(socket: WebSocketLike): void {
+  socket.binaryType = "nodebuffer";
+  if (socket.binaryType !== "nodebuffer") socket.binaryType = "arraybuffer";
+}
+
 /** WebSocket close code for a session that ended with a GOAWAY code (section 9.4). */
 export function standardCloseCode(goawayCode: number, overLimit = false): number {
   switch (goawayCode) {
@@ -95,7 +105,7 @@ export class WebSocketTransport implements Transport {
   private closedSeen = false;
 
   constructor(readonly socket: WebSocketLike) {
-    socket.binaryType = "arraybuffer";
+    useFastestBinaryType(socket);
     const onMessage = (event: { data?: unknown }): void => {
       const data = event.data;
       let message: Uint8Array | string;
