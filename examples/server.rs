@@ -21,6 +21,11 @@ USAGE: cargo run --release --example server -- [OPTIONS]
                         \"echo\" (every message back), \"source N SIZE\" (N bytes in binary
                         messages of SIZE, then close) or \"discard\" (read until a text
                         message, then answer it with the byte count received, as text)
+  --initial-window N    the credit each channel grants the client (default 262144: 256 KiB
+                        per round trip per channel)
+  --max-frame-payload N the largest DATA payload it accepts and sends (default 16384, the
+                        minimum: small frames interleave channels finely; larger ones cost
+                        less per byte)
   --help                this text";
 
 fn main() {
@@ -37,6 +42,14 @@ fn main() {
             "--allow-origin" => allowed.push(value()),
             "--any-origin" => config.origins = OriginPolicy::Any,
             "--plain" => plain = Some(value()),
+            "--initial-window" => match value().parse() {
+                Ok(bytes) if bytes >= 65536 => config.session.protocol.initial_window = bytes,
+                _ => fail("--initial-window: a byte count of at least 65536"),
+            },
+            "--max-frame-payload" => match value().parse() {
+                Ok(bytes) if bytes >= 16384 => config.session.protocol.max_frame_payload = bytes,
+                _ => fail("--max-frame-payload: a byte count of at least 16384"),
+            },
             "--help" | "-h" => {
                 // Not println!: it panics when stdout is a pipe closed early (`| head`).
                 let _ = std::io::Write::write_all(

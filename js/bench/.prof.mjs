@@ -1,7 +1,7 @@
 import { WebSocket } from 'ws';
 import * as wsmux from '/work/main/js/dist/index.js';
 import { startReferenceServer } from '/work/main/js/tools/reference-server.mjs';
-const server = await startReferenceServer();
+const server = await startReferenceServer({ args: (process.env.SERVER_ARGS ?? '').split(' ').filter(Boolean) });
 const s = await wsmux.connect(server.url, { WebSocket, ...JSON.parse(process.argv[3] ?? "{}") });
 const mode = process.argv[2] ?? 'down';
 const n = 300_000_000;

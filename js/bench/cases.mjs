@@ -2,7 +2,8 @@
 // session to the reference server) and over a plain WebSocket to the same server's `--plain`
 // endpoint doing the same work, so the two figures come from one run of one runtime.
 //
-// env: { wsmux: the package's module, WebSocket: a constructor, muxUrl, plainUrl, quick }
+// env: { wsmux: the package's module, WebSocket: a constructor, muxUrl, plainUrl, quick,
+//        options: session options for connect() }
 
 const MB = 1e6;
 
@@ -37,7 +38,7 @@ function nextMessage(ws) {
 }
 
 function connect(env) {
-  return env.wsmux.connect(env.muxUrl, { WebSocket: env.WebSocket });
+  return env.wsmux.connect(env.muxUrl, { WebSocket: env.WebSocket, ...env.options });
 }
 
 const text = (s) => new TextEncoder().encode(s);

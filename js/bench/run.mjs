@@ -14,12 +14,15 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
 const only = args.has('--node') ? 'node' : args.has('--browser') ? 'browser' : 'both';
+// $WSMUX_OPTIONS: session options (JSON) for the wsmux side, to try settings.
+const options = JSON.parse(process.env.WSMUX_OPTIONS ?? '{}');
+const serverArgs = (process.env.WSMUX_SERVER_ARGS ?? '').split(' ').filter(Boolean);
 
 async function inNode() {
-  const server = await startReferenceServer({ plain: true });
+  const server = await startReferenceServer({ plain: true, args: serverArgs });
   try {
     const wsmux = await import('../dist/index.js');
-    const env = { wsmux, WebSocket: NodeWebSocket, muxUrl: server.url, plainUrl: server.plainUrl, quick };
+    const env = { wsmux, WebSocket: NodeWebSocket, muxUrl: server.url, plainUrl: server.plainUrl, quick, options };
     const rows = await runAll(env);
     console.log(format(`Node ${process.version} (the ws package), both against the Rust reference server`, rows));
   } finally {
@@ -32,7 +35,7 @@ async function inChromium() {
   const page = await startPageServer({ root });
   // The page talks to the server directly (no proxy in the way of either system): the server
   // admits the page's origin by its allow-list.
-  const server = await startReferenceServer({ plain: true, args: ['--allow-origin', page.url] });
+  const server = await startReferenceServer({ plain: true, args: ['--allow-origin', page.url, ...serverArgs] });
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     args: ['--no-sandbox'],
@@ -40,7 +43,7 @@ async function inChromium() {
   try {
     const tab = await browser.newPage();
     tab.on('pageerror', (e) => console.error('page error:', e));
-    const q = new URLSearchParams({ mux: server.url, plain: server.plainUrl, quick: quick ? '1' : '' });
+    const q = new URLSearchParams({ mux: server.url, plain: server.plainUrl, quick: quick ? '1' : '', options: JSON.stringify(options) });
     await tab.goto(`${page.url}/bench/page.html?${q}`);
     const rows = await tab.evaluate(() => window.bench);
     const version = await tab.evaluate(() => navigator.userAgent.match(/Chrome\/[\d.]+/)?.[0]);

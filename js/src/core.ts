@@ -932,11 +932,12 @@ export class SessionCore {
 
 /**
  * The payload to keep until the application reads it. A view into the WebSocket message is
- * kept as it is when it is most of that message (one frame per message, the bulk case: no
- * copy); a small frame out of a PACK is copied, so that it does not hold the whole PACK.
+ * kept as it is when it is a good part of that message (a frame alone, or one of the few bulk
+ * frames of a PACK: no copy); a small frame out of a PACK is copied, so that it does not hold
+ * the whole PACK (at most 8 times the bytes are held).
  */
 function ownBytes(payload: Uint8Array): Uint8Array {
-  return payload.length * 2 >= payload.buffer.byteLength ? payload : payload.slice();
+  return payload.length * 8 >= payload.buffer.byteLength ? payload : payload.slice();
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

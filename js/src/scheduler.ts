@@ -16,12 +16,16 @@
 import type { ChannelState, OutMessage } from "./channel-state.js";
 import type { SessionCore } from "./core.js";
 import { MIN_CHUNK, PART_CHARGE } from "./credit.js";
-import { encodeFrame, encodePack, HEADER_LEN } from "./frame.js";
+import { encodeFrame, encodePack, HEADER_LEN, MAX_PACK_ENTRY } from "./frame.js";
 
-/** Frames of at most this many bytes are packed (the reference's choice, section 4.8). */
-export const PACKABLE = 4096;
-/** A PACK is at most this long. */
-export const PACK_MAX = 16384;
+/** Frames of at most this many bytes are packed: every frame a PACK entry can hold. */
+export const PACKABLE = MAX_PACK_ENTRY;
+/**
+ * A PACK is at most this long: below the smallest WebSocket message limit a receiver may set
+ * (82183 bytes, section 12), and room for four full 16 KiB DATA frames. Bulk data then costs
+ * one WebSocket message (and, in a browser, one `message` event) per 64 KiB, not per frame.
+ */
+export const PACK_MAX = 80 * 1024;
 
 /** Frames of one run, written in order, small neighbours packed. */
 class Batch {
