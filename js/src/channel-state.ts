@@ -30,6 +30,7 @@
  */
 
 import { RecvWindow } from "./credit.js";
+import { quiet } from "./errors.js";
 
 /** State of the sending direction. */
 export type SendState = "open" | "finishing" | "finished" | "reset" | "stopped";
@@ -121,6 +122,21 @@ export class ChannelState {
 
   readonly counters: ChannelCounters = { messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0 };
 
+  /** Settles once the channel is over: see {@link ChannelState.closed}. */
+  private closedSettled = false;
+  private closedResolve: () => void = () => undefined;
+  private closedReject: (error: unknown) => void = () => undefined;
+  /**
+   * Fulfils once both directions have ended cleanly (FIN sent and FIN received); rejects with
+   * the error as soon as either direction fails (reset, stopped, or the session's end).
+   */
+  readonly closed: Promise<void> = quiet(
+    new Promise<void>((resolve, reject) => {
+      this.closedResolve = resolve;
+      this.closedReject = reject;
+    }),
+  );
+
   constructor(
     readonly id: number,
     readonly local: boolean,
@@ -156,6 +172,19 @@ export class ChannelState {
     this.send = "finished";
     this.sendOver = true;
     for (const w of this.finWaiters.splice(0)) w.resolve();
+    this.settleClosed(null);
+  }
+
+  /** Settles `closed`: rejects on the first error, fulfils once both directions ended cleanly. */
+  private settleClosed(error: unknown): void {
+    if (this.closedSettled) return;
+    if (error !== null) {
+      this.closedSettled = true;
+      this.closedReject(error);
+    } else if (this.send === "finished" && this.recv === "finished") {
+      this.closedSettled = true;
+      this.closedResolve();
+    }
   }
 
   /** Ends the sending direction with an error: queued messages and `finish()` reject. */
@@ -167,6 +196,7 @@ export class ChannelState {
     this.outBytes = 0;
     for (const m of this.out.splice(0)) m.reject(error);
     for (const w of this.finWaiters.splice(0)) w.reject(error);
+    this.settleClosed(error);
   }
 
   /**
@@ -185,6 +215,7 @@ export class ChannelState {
       this.partialLen = 0;
       this.recv = state;
       this.recvError = error;
+      this.settleClosed(error);
     }
     this.recvOver = true;
     for (const r of this.readers.splice(0)) r.reject(error);
@@ -206,6 +237,7 @@ export class ChannelState {
     this.recv = "finished";
     this.recvOver = true;
     if (this.readers.length > 0) this.pump();
+    this.settleClosed(null);
   }
 
   /** Whole messages received and not read yet. */

@@ -190,6 +190,16 @@ export class Channel implements AsyncIterable<Uint8Array> {
     this.#core.stopChannel(this.#s, code, reason);
   }
 
+  /**
+   * Fulfils once the channel is over cleanly in both directions (this end's FIN sent, the
+   * peer's FIN received); rejects with the {@link ResetError}, {@link StopError} or
+   * {@link SessionError} as soon as either direction fails: a reset by either end, a STOP,
+   * the end of the session. A callee busy with a request learns of a cancellation here.
+   */
+  get closed(): Promise<void> {
+    return this.#s.closed;
+  }
+
   /** Counters and credit of the channel. */
   stats(): ChannelStats {
     const s = this.#s;

@@ -50,40 +50,19 @@ export function longTimeout(ms: number, fn: () => void): () => void {
   return () => clearTimeout(handle);
 }
 
-// A channel whose peer has finished shows a later RESET only to a send (section 9.2): a handler
-// that waits, or a caller that only waits for its answer, would never learn of it. The Channel
-// API has no event for it, so one shared interval looks at the channels that need it.
-const WATCH_INTERVAL_MS = 20;
-const watched = new Map<Channel, () => void>();
-let watchTimer: ReturnType<typeof setInterval> | null = null;
-
-function sweep(): void {
-  for (const [ch, onEnd] of watched) {
-    const { send, recv } = ch.stats();
-    if (send === "reset" || send === "stopped" || recv === "reset") {
-      watched.delete(ch);
-      onEnd();
-    }
-  }
-  if (watched.size === 0 && watchTimer !== null) {
-    clearInterval(watchTimer);
-    watchTimer = null;
-  }
-}
-
 /**
- * Calls `onEnd` once the channel is reset (by either end, or by the session's end) or its
- * sending direction stopped. Returns the function that stops watching.
+ * Calls `onEnd` once the channel fails: reset by either end, its sending direction stopped, or
+ * the session's end (`Channel.closed` rejects). A channel whose peer has finished shows a
+ * later RESET only to a send (section 9.2), so a handler that only computes, or a caller that
+ * only waits for its answer, learns of it here. Returns the function that stops watching.
  */
 export function watchReset(ch: Channel, onEnd: () => void): () => void {
-  watched.set(ch, onEnd);
-  if (watchTimer === null) {
-    watchTimer = setInterval(sweep, WATCH_INTERVAL_MS);
-    // Watching alone never keeps a Node process alive.
-    (watchTimer as { unref?: () => void }).unref?.();
-  }
+  let watching = true;
+  ch.closed.catch(() => {
+    if (watching) onEnd();
+  });
   return () => {
-    watched.delete(ch);
+    watching = false;
   };
 }
 
