@@ -211,6 +211,11 @@ pub mod json {
             return Err(Status::invalid_argument(format!("at most {CALLBACK_MAX} requests")));
         }
         let timeout = req.timeout_ms.unwrap_or(10_000).min(60_000);
+        if timeout == 0 {
+            // A deadline already passed (section 14), decided before any callback is opened:
+            // a callee quick enough must not beat a zero timer.
+            return Err(Status::deadline_exceeded("timeout_ms 0: the deadline has passed"));
+        }
         let options =
             || CallOptions::new().timeout(std::time::Duration::from_millis(timeout.into()));
         let client = Client::with_codec(session.clone(), Json);

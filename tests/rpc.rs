@@ -773,5 +773,9 @@ fn the_json_interop_methods_sum_and_call_the_caller_back_in_every_shape() {
         assert_eq!(status.code(), Code::INVALID_ARGUMENT);
         let status = rpc.unary(&ij::CALLBACK, &call("sideways", vec![])).await.unwrap_err();
         assert_eq!(status.code(), Code::INVALID_ARGUMENT);
+        // timeout_ms 0 is a deadline already passed: no callback, whatever the callee would do.
+        let expired = Callback { timeout_ms: Some(0), ..call("unary", vec![json!("hi")]) };
+        let status = rpc.unary(&ij::CALLBACK, &expired).await.unwrap_err();
+        assert_eq!(status.code(), Code::DEADLINE_EXCEEDED, "{status:?}");
     });
 }

@@ -71,7 +71,14 @@ export async function startNodeServer({ host = '127.0.0.1', port = 0, options = 
     handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
   });
   wss.on('connection', (socket) => {
-    const session = Session.accept(socket, options);
+    let session;
+    try {
+      session = Session.accept(socket, options);
+    } catch (e) {
+      // A client that did not offer wsmux.v1: accept() closed the socket with 1002.
+      console.error(`refused a connection: ${e.message}`);
+      return;
+    }
     sessions.add(session);
     session.closed.catch(() => {}).finally(() => sessions.delete(session));
     serve(session, counts).catch(() => {});

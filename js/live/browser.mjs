@@ -1,6 +1,7 @@
-// `npm run test:browser`: the live suite (live/cases.mjs) in headless Chromium. The page and
-// its WebSocket share one origin: tools/page-server.mjs serves the page and proxies /mux to
-// the Rust reference server, whose default Origin policy (same host only) then admits it.
+// `npm run test:browser`: the live suite (live/cases.mjs and live/rpc-cases.mjs) in headless
+// Chromium. The page and its WebSocket share one origin: tools/page-server.mjs serves the page
+// and proxies /mux to the Rust reference server, whose default Origin policy (same host only)
+// then admits it.
 // Chromium: $CHROMIUM or /usr/bin/chromium, driven by playwright-core. Exit status 1 on any
 // failure. `--only TEXT` runs the cases whose name contains TEXT.
 import { chromium } from 'playwright-core';

@@ -11,7 +11,7 @@
 
 import { Channel, toBytes, type BytesLike } from "./channel.js";
 import type { ChannelState } from "./channel-state.js";
-import type { SessionOptions } from "./config.js";
+import { resolveConfig, type SessionOptions } from "./config.js";
 import { SessionCore, type Role, type SessionCounters, type SessionState } from "./core.js";
 import { ErrorCode, InvalidStateError, SessionError, quiet } from "./errors.js";
 import type { Settings } from "./frame.js";
@@ -340,6 +340,11 @@ export function connect(url: string, options: ConnectOptions = {}): Promise<Sess
     return Promise.reject(new TypeError(`options.protocols must offer ${SUBPROTOCOL}`));
   }
   if (signal?.aborted) return Promise.reject(signal.reason);
+  try {
+    resolveConfig(sessionOptions); // a bad option fails here, before a socket is opened
+  } catch (e) {
+    return Promise.reject(e);
+  }
   return new Promise<Session>((resolve, reject) => {
     let socket: WebSocketLike;
     try {

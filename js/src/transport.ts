@@ -49,12 +49,12 @@ export interface WebSocketLike {
 }
 
 /**
- * Binary messages as ArrayBuffers (browsers), or as Node Buffers where the socket offers them
- * (the \`ws\` package's "nodebuffer", which spares a copy of every message). A browser ignores
- * a binaryType it does not know, so the first assignment is a harmless probe there.
+ * Binary messages as ArrayBuffers (browsers), or as Node Buffers on a socket of the \`ws\`
+ * package, whose default binaryType "nodebuffer" spares a copy of every message. A socket
+ * that starts with any other type is set to "arraybuffer" (a browser would warn about
+ * "nodebuffer", so it is never assigned).
  */
 export function useFastestBinaryType(socket: WebSocketLike): void {
-  socket.binaryType = "nodebuffer";
   if (socket.binaryType !== "nodebuffer") socket.binaryType = "arraybuffer";
 }
 
