@@ -47,7 +47,8 @@ async function inChromium() {
     await tab.goto(`${page.url}/bench/page.html?${q}`);
     const rows = await tab.evaluate(() => window.bench);
     const version = await tab.evaluate(() => navigator.userAgent.match(/Chrome\/[\d.]+/)?.[0]);
-    console.log(format(`Chromium (${version}, headless), both against the Rust reference server`, rows));
+    const isolated = await tab.evaluate(() => crossOriginIsolated);
+    console.log(format(`Chromium (${version}, headless${isolated ? ', cross-origin isolated: fine timers' : ''}), both against the Rust reference server`, rows));
   } finally {
     await browser.close();
     await page.close();

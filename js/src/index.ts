@@ -11,7 +11,7 @@
  * @module
  */
 
-export { Session, connect, SUBPROTOCOL } from "./session.js";
+export { Session, connect, SUBPROTOCOL, CONNECT_DEFAULTS } from "./session.js";
 export type {
   ConnectOptions,
   OpenOptions,

@@ -16,7 +16,7 @@
 import type { ChannelState, OutMessage } from "./channel-state.js";
 import type { SessionCore } from "./core.js";
 import { MIN_CHUNK, PART_CHARGE } from "./credit.js";
-import { encodeFrame, encodePack, HEADER_LEN, MAX_PACK_ENTRY } from "./frame.js";
+import { encodeFrame, Flag, FrameType, HEADER_LEN, MAX_PACK_ENTRY } from "./frame.js";
 
 /** Frames of at most this many bytes are packed: every frame a PACK entry can hold. */
 export const PACKABLE = MAX_PACK_ENTRY;
@@ -27,22 +27,62 @@ export const PACKABLE = MAX_PACK_ENTRY;
  */
 export const PACK_MAX = 80 * 1024;
 
-/** Frames of one run, written in order, small neighbours packed. */
+/**
+ * A DATA frame kept as its 6-byte header and a view of the message's bytes, so that the
+ * payload is copied once, straight into the WebSocket message that carries it (alone or in a
+ * PACK), instead of into a frame first.
+ */
+interface SplitFrame {
+  head: Uint8Array;
+  payload: Uint8Array;
+}
+
+/** A frame to write: encoded, or split. */
+type OutFrame = Uint8Array | SplitFrame;
+
+function frameLength(f: OutFrame): number {
+  return f instanceof Uint8Array ? f.length : f.head.length + f.payload.length;
+}
+
+/** Copies `f` into `out` at `pos`; returns the position after it. */
+function put(out: Uint8Array, pos: number, f: OutFrame): number {
+  if (f instanceof Uint8Array) {
+    out.set(f, pos);
+    return pos + f.length;
+  }
+  out.set(f.head, pos);
+  out.set(f.payload, pos + f.head.length);
+  return pos + f.head.length + f.payload.length;
+}
+
+/** The header of a DATA frame (section 4.1). */
+function dataHead(id: number, fin: boolean, eom: boolean): Uint8Array {
+  const head = new Uint8Array(HEADER_LEN);
+  head[0] = FrameType.DATA;
+  head[1] = (fin ? Flag.FIN : 0) | (eom ? Flag.EOM : 0);
+  new DataView(head.buffer).setUint32(2, id, false);
+  return head;
+}
+
+/** Frames of one run, written in order, neighbours packed. */
 class Batch {
-  readonly frames: Uint8Array[] = [];
+  readonly frames: OutFrame[] = [];
   bytes = 0;
   /** Send promises to resolve once the frames are written. */
   readonly done: Array<() => void> = [];
 
-  add(frame: Uint8Array): void {
+  add(frame: OutFrame): void {
     this.frames.push(frame);
-    this.bytes += frame.length;
+    this.bytes += frameLength(frame);
   }
 }
 
-/** Writes frames at once (packed where small), bypassing every queue. */
-export function writeNow(core: SessionCore, frames: readonly Uint8Array[]): void {
-  let group: Uint8Array[] = [];
+/**
+ * Writes frames at once, bypassing every queue: consecutive frames go as one PACK of at most
+ * {@link PACK_MAX} bytes (section 4.8), each payload copied once into it.
+ */
+export function writeNow(core: SessionCore, frames: readonly OutFrame[]): void {
+  let group: OutFrame[] = [];
   let groupLen = HEADER_LEN;
   const send = (message: Uint8Array): void => {
     core.counters.messagesSent++;
@@ -50,23 +90,45 @@ export function writeNow(core: SessionCore, frames: readonly Uint8Array[]): void
     core.transport.send(message);
   };
   const emit = (): void => {
-    if (group.length === 1) send(group[0] as Uint8Array);
-    else if (group.length > 1) send(encodePack(group));
+    if (group.length === 1) send(whole(group[0] as OutFrame));
+    else if (group.length > 1) send(pack(group, groupLen));
     group = [];
     groupLen = HEADER_LEN;
   };
   for (const f of frames) {
     core.counters.framesSent++;
-    if (f.length > PACKABLE) {
+    const len = frameLength(f);
+    if (len > PACKABLE) {
       emit();
-      send(f);
+      send(whole(f));
       continue;
     }
-    if (groupLen + 2 + f.length > PACK_MAX) emit();
+    if (groupLen + 2 + len > PACK_MAX) emit();
     group.push(f);
-    groupLen += 2 + f.length;
+    groupLen += 2 + len;
   }
   emit();
+}
+
+/** One frame as the bytes of a WebSocket message. */
+function whole(f: OutFrame): Uint8Array {
+  if (f instanceof Uint8Array) return f;
+  const out = new Uint8Array(frameLength(f));
+  put(out, 0, f);
+  return out;
+}
+
+/** A PACK of `frames`, `length` bytes in all (header and entry lengths included). */
+function pack(frames: readonly OutFrame[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  out[0] = FrameType.PACK; // flags 0, channel 0: the rest of the header stays zero
+  const view = new DataView(out.buffer);
+  let pos = HEADER_LEN;
+  for (const f of frames) {
+    view.setUint16(pos, frameLength(f), false);
+    pos = put(out, pos + 2, f);
+  }
+  return out;
 }
 
 /**
@@ -164,7 +226,7 @@ function emitPart(core: SessionCore, ch: ChannelState, msg: OutMessage, chunk: n
   batch.add(
     open
       ? encodeFrame({ type: "OPEN", id: ch.id, fin, eom, route: ch.route, metadata: ch.metadata, payload })
-      : encodeFrame({ type: "DATA", id: ch.id, fin, eom, payload }),
+      : { head: dataHead(ch.id, fin, eom), payload },
   );
   if (eom) {
     ch.out.shift();
