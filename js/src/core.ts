@@ -339,6 +339,7 @@ export class SessionCore {
     if (part && !this.sessRecv.consume(partCost(payload.length))) {
       return this.fail(ErrorCode.FLOW_CONTROL, "DATA beyond the session credit");
     }
+    if (part) this.sessionMayGrow();
     if (!this.countEmpty(payload.length, eom, fin)) return;
     const ch = this.lookup(id, "DATA");
     if (ch === undefined) return;
@@ -455,6 +456,7 @@ export class SessionCore {
     if (part && !this.sessRecv.consume(partCost(len))) {
       return this.fail(ErrorCode.FLOW_CONTROL, "OPEN data beyond the session credit");
     }
+    if (part) this.sessionMayGrow();
     let refusal: [number, string] | null = null;
     if (this.state !== "open") refusal = [ErrorCode.REFUSED, "the session is going away"];
     else if (f.metadata.length > this.config.maxMetadata) refusal = [ErrorCode.LIMIT, "metadata over the limit"];
@@ -581,6 +583,14 @@ export class SessionCore {
     if (this.state === "closed") return;
     this.sessRecv.read(credit, this.config.now());
     if (this.sessRecv.due() && !this.sessWindowQueued) {
+      this.sessWindowQueued = true;
+      this.schedule();
+    }
+  }
+
+  /** The peer is short of session credit: the window may grow at once (section 8). */
+  private sessionMayGrow(): void {
+    if (this.sessRecv.growIfShort(this.config.maxSessionWindow) && !this.sessWindowQueued) {
       this.sessWindowQueued = true;
       this.schedule();
     }

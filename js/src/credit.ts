@@ -45,6 +45,8 @@ export class RecvWindow {
   // Window growth (session only): reads within the current measuring epoch.
   private epochStart = -1;
   private epochRead = 0;
+  /** Growth not yet sent as credit. */
+  private grown = 0;
 
   constructor(window: number) {
     this.window = window;
@@ -81,19 +83,38 @@ export class RecvWindow {
   }
 
   /**
-   * Session window growth (section 8): doubles the window, up to `max`, when the peer has less
-   * than a quarter of it left and the application read a whole window in less than two
-   * smoothed round trips. Returns the bytes the window grew by (to add to the increment).
+   * Session window growth (section 8), first case: the peer has less than a quarter of the
+   * window left (a few channels hold unread data and the others need room). Doubles the
+   * window, up to `max`; true when it grew (a session WINDOW is then due, for the growth).
+   */
+  growIfShort(max: number): boolean {
+    if (this.available + this.grown >= this.window / 4) return false;
+    return this.double(max) > 0;
+  }
+
+  /**
+   * Session window growth (section 8), second case: the application read a whole window in
+   * less than two smoothed round trips (the window, not the reader, limits the peer). Returns
+   * the bytes the window grew by, in both cases since the last call (to add to the increment).
    */
   maybeGrow(now: number, srtt: number | undefined, max: number): number {
-    if (this.epochStart < 0 || this.epochRead < this.window) return 0;
-    const fast = srtt !== undefined && now - this.epochStart < 2 * Math.max(srtt, 1);
-    this.epochStart = now;
-    this.epochRead = 0;
-    if (!fast || this.window >= max || this.available >= this.window / 4) return 0;
-    const grown = Math.min(this.window * 2, max);
-    const delta = grown - this.window;
-    this.window = grown;
+    if (this.epochStart >= 0 && this.epochRead >= this.window) {
+      const fast = srtt !== undefined && now - this.epochStart < 2 * Math.max(srtt, 1);
+      this.epochStart = now;
+      this.epochRead = 0;
+      if (fast) this.double(max);
+    }
+    const grown = this.grown;
+    this.grown = 0;
+    return grown;
+  }
+
+  /** Doubles the window up to `max`; returns the growth (kept for the next increment). */
+  private double(max: number): number {
+    if (this.window >= max) return 0;
+    const delta = Math.min(this.window, max - this.window);
+    this.window += delta;
+    this.grown += delta;
     return delta;
   }
 

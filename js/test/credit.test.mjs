@@ -21,7 +21,11 @@ describe('receiving: credit goes back as the application reads', () => {
     for (let i = 0; i < 15; i++) socket.receive(data(1, 16384));
     const ch = await accepted(session);
     await ticks(2);
-    assert.deepEqual(byType(socket.take(), 'WINDOW'), [], 'no credit back for unread parts');
+    // No credit for unread parts; but the peer is short of session credit (less than a
+    // quarter left after 12 parts), so the session window doubles once (section 8, first case).
+    const early = byType(socket.take(), 'WINDOW').map((f) => [f.id, f.increment]);
+    assert.deepEqual(early, [[0, 262144]], 'only the session window\'s growth');
+    assert.equal(session.stats().sessionWindow, 524288);
     assert.equal(ch.stats().unreadMessages, 15);
     assert.equal(ch.stats().peerCredit, 262144 - 15 * 16448);
     for (let i = 0; i < 3; i++) await ch.recv();
@@ -30,8 +34,12 @@ describe('receiving: credit goes back as the application reads', () => {
     await ch.recv();
     await ticks(2);
     const windows = byType(socket.take(), 'WINDOW').map((f) => [f.id, f.increment]);
-    assert.deepEqual(windows, [[0, 4 * 16448], [1, 4 * 16448]]);
+    assert.deepEqual(windows, [[1, 4 * 16448]], 'the channel\'s quarter; the session\'s is 131072 now');
     assert.equal(ch.stats().peerCredit, 262144 - 11 * 16448);
+    for (let i = 0; i < 4; i++) await ch.recv();
+    await ticks(2);
+    const session8 = byType(socket.take(), 'WINDOW').filter((f) => f.id === 0);
+    assert.deepEqual(session8.map((f) => f.increment), [8 * 16448], 'the session\'s quarter, after 8 reads');
     kill(socket);
   });
 
@@ -97,7 +105,24 @@ describe('receiving: credit goes back as the application reads', () => {
 });
 
 describe('session window growth', () => {
-  test('a whole window read within two round trips while the peer is short: the window doubles', async () => {
+  test('the peer short of session credit: the window doubles before anything is read', async () => {
+    const { socket, session } = scripted('server', { sessionWindow: 65536, maxSessionWindow: 1 << 20, initialWindow: 1 << 20 });
+    socket.receive(open(1));
+    for (let i = 0; i < 4; i++) socket.receive(data(1, 16320)); // 4 × (16320 + 64) = 65536
+    const ch = await accepted(session);
+    await ticks(2);
+    const growth = byType(socket.take(), 'WINDOW').filter((f) => f.id === 0);
+    assert.deepEqual(growth.map((f) => f.increment), [65536], 'the growth alone: nothing was read');
+    assert.equal(session.stats().sessionWindow, 131072);
+    await Promise.all([ch.recv(), ch.recv(), ch.recv(), ch.recv()]);
+    await ticks(2);
+    const back = byType(socket.take(), 'WINDOW').filter((f) => f.id === 0);
+    assert.deepEqual(back.map((f) => f.increment), [65536], 'then what was read');
+    assert.equal(session.stats().peerCredit, 131072);
+    kill(socket);
+  });
+
+  test('a whole window read within two round trips: the window doubles though the peer is not short', async () => {
     let t = 0;
     const { socket, session } = scripted('server', { sessionWindow: 65536, maxSessionWindow: 1 << 20, initialWindow: 1 << 20, now: () => t });
     const rtt = session.ping();
@@ -107,15 +132,20 @@ describe('session window growth', () => {
     socket.receive({ type: 'PING', ack: true, data: ping.data });
     assert.equal(await rtt, 10);
     socket.receive(open(1));
-    for (let i = 0; i < 4; i++) socket.receive(data(1, 16320)); // 4 × (16320 + 64) = 65536
+    socket.receive(data(1, 16320));
+    socket.receive(data(1, 16320)); // 32768 of 65536: half left, not short
     const ch = await accepted(session);
-    assert.equal(session.stats().peerCredit, 0);
-    await Promise.all([ch.recv(), ch.recv(), ch.recv(), ch.recv()]);
+    await Promise.all([ch.recv(), ch.recv()]);
+    await ticks(2);
+    assert.deepEqual(byType(socket.take(), 'WINDOW').filter((f) => f.id === 0).map((f) => f.increment), [32768]);
+    t = 15; // the second half of the window, read 5 ms after the first: under 2 × 10 ms
+    socket.receive(data(1, 16320));
+    socket.receive(data(1, 16320));
+    await Promise.all([ch.recv(), ch.recv()]);
     await ticks(2);
     const grown = byType(socket.take(), 'WINDOW').filter((f) => f.id === 0);
-    assert.deepEqual(grown.map((f) => f.increment), [131072], 'the 65536 read plus 65536 of growth');
+    assert.deepEqual(grown.map((f) => f.increment), [32768 + 65536], 'what was read plus the growth');
     assert.equal(session.stats().sessionWindow, 131072);
-    assert.equal(session.stats().peerCredit, 131072);
     kill(socket);
   });
 
