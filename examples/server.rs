@@ -23,6 +23,9 @@ USAGE: cargo run --release --example server -- [OPTIONS]
                         message, then answer it with the byte count received, as text)
   --initial-window N    the credit each channel grants the client (default 262144: 256 KiB
                         per round trip per channel)
+  --max-channel-window N
+                        let a channel's window grow up to N while this end reads fast
+                        (default 4194304; 262144 turns growth off, the library's default)
   --max-frame-payload N the largest DATA payload it accepts and sends (default 16384, the
                         minimum: small frames interleave channels finely; larger ones cost
                         less per byte)
@@ -31,6 +34,9 @@ USAGE: cargo run --release --example server -- [OPTIONS]
 fn main() {
     let mut listen = "127.0.0.1:9000".to_owned();
     let mut config = ServerConfig::default();
+    // Browsers are this server's clients: a channel's window may grow (4 MiB) so that one
+    // upload is not held to 256 KiB per round trip (--max-channel-window to change).
+    config.session.protocol.max_channel_window = 4 << 20;
     let mut allowed = Vec::new();
     let mut plain = None;
     let mut args = std::env::args().skip(1);
@@ -45,6 +51,10 @@ fn main() {
             "--initial-window" => match value().parse() {
                 Ok(bytes) if bytes >= 65536 => config.session.protocol.initial_window = bytes,
                 _ => fail("--initial-window: a byte count of at least 65536"),
+            },
+            "--max-channel-window" => match value().parse() {
+                Ok(bytes) => config.session.protocol.max_channel_window = bytes,
+                _ => fail("--max-channel-window: a byte count"),
             },
             "--max-frame-payload" => match value().parse() {
                 Ok(bytes) if bytes >= 16384 => config.session.protocol.max_frame_payload = bytes,

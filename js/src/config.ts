@@ -26,6 +26,11 @@ export interface SessionOptions {
   /** The session window grows (doubling) up to this while the application reads fast.
    * Default 16 MiB; equal to `sessionWindow` turns growth off. */
   maxSessionWindow?: number;
+  /** A channel's window grows (doubling) up to this while the application reads a whole
+   * window within two round trips: one channel moves one window per round trip. Default
+   * `initialWindow` (no growth, as the reference library); `connect()`: 4 MiB. It costs no
+   * memory beyond `sessionWindow`'s bound. */
+  maxChannelWindow?: number;
   /** Largest OPEN metadata accepted; larger opens are refused with LIMIT. Default 16 KiB. */
   maxMetadata?: number;
   /** Peer-opened channels not yet accepted; more are refused with REFUSED. Default 256. */
@@ -69,6 +74,7 @@ export const DEFAULT_OPTIONS: Readonly<Required<Omit<SessionOptions, "now">>> = 
   maxChannels: 256,
   sessionWindow: 262144,
   maxSessionWindow: 16777216,
+  maxChannelWindow: 0,
   maxMetadata: 16384,
   acceptBacklog: 256,
   keepaliveInterval: 15000,
@@ -114,6 +120,7 @@ export function resolveConfig(options: SessionOptions = {}): SessionConfig {
     }
   }
   if (config.maxSessionWindow < config.sessionWindow) config.maxSessionWindow = config.sessionWindow;
+  if (config.maxChannelWindow < config.initialWindow) config.maxChannelWindow = config.initialWindow;
   return config;
 }
 

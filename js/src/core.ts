@@ -573,7 +573,8 @@ export class SessionCore {
   returnRead(ch: ChannelState | null, credit: number): void {
     if (credit <= 0) return;
     if (ch !== null && !ch.released && ch.recv === "open") {
-      ch.window.read(credit);
+      // Timed (for window growth) only where the window may grow.
+      ch.window.read(credit, this.config.maxChannelWindow > ch.window.window ? this.config.now() : undefined);
       if (ch.window.due() && !ch.windowQueued) {
         ch.windowQueued = true;
         this.windowQueue.push(ch);

@@ -69,8 +69,9 @@ export class RecvWindow {
   read(cost: number, now?: number): void {
     this.unreturned += cost;
     if (now !== undefined) {
+      // The first read starts the first epoch: how long its bytes took is not known.
       if (this.epochStart < 0) this.epochStart = now;
-      this.epochRead += cost;
+      else this.epochRead += cost;
     }
   }
 

@@ -169,7 +169,8 @@ export function flush(core: SessionCore, force = false): void {
     ch.windowQueued = false;
     // No channel WINDOW once the peer's direction has ended (section 8).
     if (ch.released || ch.recv !== "open") continue;
-    const increment = ch.window.takeIncrement();
+    const grow = ch.window.maybeGrow(now, core.srtt, core.config.maxChannelWindow);
+    const increment = ch.window.takeIncrement(grow);
     if (increment > 0) batch.add(encodeFrame({ type: "WINDOW", id: ch.id, increment }));
   }
 

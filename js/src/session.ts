@@ -29,11 +29,13 @@ export type WebSocketConstructor = new (url: string, protocols?: string | string
  * has one session, so it grants more credit than a server can for each of its thousands.
  * One channel moves one window per round trip: 1 MiB is 20 MB/s at 50 ms (256 KiB: 5 MB/s),
  * and it took Chromium's download from the reference server on loopback from 80 to 105 MB/s
- * (medians of 3). What the application has not read stays bounded by `sessionWindow`.
+ * (medians of 3); a window read fast grows up to 4 MiB. What the application has not read
+ * stays bounded by the session window.
  */
 export const CONNECT_DEFAULTS: Readonly<SessionOptions> = Object.freeze({
   initialWindow: 1 << 20,
   sessionWindow: 4 << 20,
+  maxChannelWindow: 4 << 20,
 });
 
 /**

@@ -104,6 +104,17 @@ describe('receiving: credit goes back as the application reads', () => {
   });
 });
 
+/** Answers the session's PING once the clock (advanced by `advance`) says 10 ms later. */
+async function measureRtt(socket, session, advance) {
+  const rtt = session.ping();
+  await ticks(2);
+  const [ping] = byType(socket.take(), 'PING');
+  const now = advance();
+  socket.receive({ type: 'PING', ack: true, data: ping.data });
+  assert.equal(await rtt, 10);
+  return now;
+}
+
 describe('session window growth', () => {
   test('the peer short of session credit: the window doubles before anything is read', async () => {
     const { socket, session } = scripted('server', { sessionWindow: 65536, maxSessionWindow: 1 << 20, initialWindow: 1 << 20 });
@@ -125,12 +136,7 @@ describe('session window growth', () => {
   test('a whole window read within two round trips: the window doubles though the peer is not short', async () => {
     let t = 0;
     const { socket, session } = scripted('server', { sessionWindow: 65536, maxSessionWindow: 1 << 20, initialWindow: 1 << 20, now: () => t });
-    const rtt = session.ping();
-    await ticks(2);
-    const [ping] = byType(socket.take(), 'PING');
-    t = 10;
-    socket.receive({ type: 'PING', ack: true, data: ping.data });
-    assert.equal(await rtt, 10);
+    t = await measureRtt(socket, session, () => (t = 10));
     socket.receive(open(1));
     socket.receive(data(1, 16320));
     socket.receive(data(1, 16320)); // 32768 of 65536: half left, not short
@@ -138,14 +144,39 @@ describe('session window growth', () => {
     await Promise.all([ch.recv(), ch.recv()]);
     await ticks(2);
     assert.deepEqual(byType(socket.take(), 'WINDOW').filter((f) => f.id === 0).map((f) => f.increment), [32768]);
-    t = 15; // the second half of the window, read 5 ms after the first: under 2 × 10 ms
-    socket.receive(data(1, 16320));
-    socket.receive(data(1, 16320));
-    await Promise.all([ch.recv(), ch.recv()]);
+    // The rest of a window (the first read only started the measure), read 5 ms later: under
+    // 2 × 10 ms. The peer keeps a quarter of its credit: it is not short.
+    t = 15;
+    for (let i = 0; i < 3; i++) socket.receive(data(1, 16320));
+    for (let i = 0; i < 3; i++) await ch.recv();
     await ticks(2);
     const grown = byType(socket.take(), 'WINDOW').filter((f) => f.id === 0);
-    assert.deepEqual(grown.map((f) => f.increment), [32768 + 65536], 'what was read plus the growth');
+    assert.equal(grown.reduce((a, f) => a + f.increment, 0), 3 * 16384 + 65536, 'what was read plus the growth');
     assert.equal(session.stats().sessionWindow, 131072);
+    kill(socket);
+  });
+
+  test('a channel window read within two round trips doubles up to maxChannelWindow, and only then', async () => {
+    let t = 0;
+    const { socket, session } = scripted('server', { initialWindow: 65536, maxChannelWindow: 131072, sessionWindow: 1 << 20, now: () => t });
+    t = await measureRtt(socket, session, () => (t = 10));
+    socket.receive(open(1));
+    const ch = await accepted(session);
+    const round = async (at) => {
+      t = at;
+      for (let i = 0; i < 4; i++) socket.receive(data(1, 16320)); // a whole window: 65536
+      for (let i = 0; i < 4; i++) await ch.recv();
+      await ticks(2);
+      return byType(socket.take(), 'WINDOW').filter((f) => f.id === 1).map((f) => f.increment);
+    };
+    const quarters = [16384, 16384, 16384, 16384];
+    assert.deepEqual(await round(10), quarters, 'the first read starts the measure');
+    assert.deepEqual(await round(100), quarters, 'a window read in 90 ms, nine round trips: no growth');
+    // The next window completes 5 ms later, at its first read: the window doubles to 131072,
+    // the growth goes out with that read's credit, and the quarters are 32768 from then on
+    // (the last read's 16384 waits for the next).
+    const grown = await round(105);
+    assert.deepEqual(grown, [16384 + 65536, 32768], 'the growth, then a quarter of the new window');
     kill(socket);
   });
 

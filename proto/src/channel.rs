@@ -132,7 +132,7 @@ pub(crate) struct Dropped {
 const SPARE_QUEUE_CAPACITY: usize = 8;
 
 impl Channel {
-    pub(crate) fn new(id: ChannelId, send_credit: u32, recv_window: u32) -> Self {
+    pub(crate) fn new(id: ChannelId, send_credit: u32, recv_window: u32, max_window: u32) -> Self {
         Channel {
             id,
             pending_open: None,
@@ -146,7 +146,7 @@ impl Channel {
             recv: RecvState::Open,
             recv_queue: VecDeque::new(),
             buffered: 0,
-            window: RecvWindow::new(recv_window),
+            window: RecvWindow::new(recv_window, max_window),
             msg_len: 0,
             credit_owed: 0,
             error: None,
@@ -171,11 +171,21 @@ impl Channel {
     /// the session clears them when it keeps a state) capacity: channels come and go by the
     /// thousand (a call each), and allocating three times for each one showed in the cost of a
     /// call.
-    pub(crate) fn reuse(&mut self, id: ChannelId, send_credit: u32, recv_window: u32) {
+    pub(crate) fn reuse(
+        &mut self,
+        id: ChannelId,
+        send_credit: u32,
+        recv_window: u32,
+        max_window: u32,
+    ) {
         let send_queue = std::mem::take(&mut self.send_queue);
         let recv_queue = std::mem::take(&mut self.recv_queue);
         debug_assert!(send_queue.is_empty() && recv_queue.is_empty());
-        *self = Channel { send_queue, recv_queue, ..Channel::new(id, send_credit, recv_window) };
+        *self = Channel {
+            send_queue,
+            recv_queue,
+            ..Channel::new(id, send_credit, recv_window, max_window)
+        };
     }
 
     /// Whether the state is small enough to keep for reuse once the channel is gone (a

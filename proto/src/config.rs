@@ -41,7 +41,7 @@ pub struct Config {
     /// Measured (`examples/bench`, loopback, 2 cores): 128 KiB is a little faster for one bulk
     /// channel on loopback and 1 MiB slower (more bytes in flight fall out of cache), but a
     /// window caps one channel at `window / RTT` — 128 KiB over a 50 ms path is 2.6 MB/s — so
-    /// the default stays at 256 KiB until windows auto-tune toward bandwidth × RTT.
+    /// the default stays at 256 KiB, and `max_channel_window` lets it grow toward bandwidth × RTT.
     /// The window is also what a small message on another channel waits behind during a bulk
     /// transfer: echo p50 during bulk is about 150 µs at 256 KiB, 110 µs at 128 KiB and 92 µs at
     /// 64 KiB, while one bulk channel loses 15 % and 40 % of its rate.
@@ -73,6 +73,14 @@ pub struct Config {
     /// on a fast path (at 20 ms round trip, 64 channels move 13 MB/s with the window held at
     /// 256 KiB and about 550 MB/s with it growing, `examples/bench wan-20ms`).
     pub max_session_window: u32,
+    /// The largest a channel's window grows to. It doubles when the application read a whole
+    /// window in less than two smoothed round trips: one channel moves one window per round
+    /// trip, so a fixed 256 KiB caps it at 5 MB/s over a 50 ms path. Growth costs no memory
+    /// beyond the session window (every unread byte holds session credit too), but a larger
+    /// window puts more of one channel's bytes ahead of another channel's small message, so
+    /// the default, `initial_window`, turns growth off; the reference server
+    /// (`examples/server --max-channel-window`) turns it on for browsers.
+    pub max_channel_window: u32,
     /// Bytes all channels together queue for sending freely (each channel is also bounded
     /// by `send_buffer`); beyond it, up to `max_session_send_buffer`, only while the memory
     /// budget has room (the excess is reserved from it), and writers wait otherwise. A lone
@@ -153,6 +161,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             initial_window: 256 * 1024,
+            max_channel_window: 256 * 1024,
             max_frame_payload: 16 * 1024,
             max_message_size: 16 * 1024 * 1024,
             max_channels: 256,

@@ -28,19 +28,35 @@ pub fn credit_cost(len: usize, eom: bool) -> usize {
 }
 
 /// The receiving side's view: what the peer may still send on one channel.
+///
+/// The window starts at the announced INITIAL_WINDOW. With a `max` above it, it doubles (up
+/// to `max`) when the application read a whole window in less than two smoothed round trips:
+/// then the window, not the reader, limits the channel, which moves one window per round trip.
+/// Growth costs no memory beyond the session window's bound: every unread byte also holds
+/// session credit.
 #[derive(Debug, Clone)]
 pub(crate) struct RecvWindow {
-    /// The window we aim to keep open (our announced initial window).
+    /// The window we aim to keep open (our announced initial window, or more once grown).
     size: u32,
+    /// The most `size` grows to.
+    max: u32,
     /// Bytes the peer may send before it needs more credit.
     available: u32,
     /// Bytes the application consumed that we have not yet given back.
     unreturned: u32,
+    /// When the current measuring epoch began, and the bytes read since (growth only).
+    epoch: Option<(Instant, u32)>,
 }
 
 impl RecvWindow {
-    pub(crate) fn new(size: u32) -> Self {
-        RecvWindow { size, available: size, unreturned: 0 }
+    pub(crate) fn new(size: u32, max: u32) -> Self {
+        RecvWindow { size, max: max.max(size), available: size, unreturned: 0, epoch: None }
+    }
+
+    /// The window now, in bytes.
+    #[cfg(test)]
+    pub(crate) fn size(&self) -> u32 {
+        self.size
     }
 
     /// Accounts for `len` bytes of credit (see [`credit_cost`]) a received frame took; `false`
@@ -55,16 +71,24 @@ impl RecvWindow {
         }
     }
 
-    /// Records that the application read what took `len` bytes of credit. Returns the credit to
-    /// send now, if any.
+    /// Records that the application read what took `len` bytes of credit at `now` (`rtt`: the
+    /// smoothed round trip, once measured). Returns the credit to send now, if any.
     ///
     /// Credit is batched until a quarter of the window is owed: small enough that the sender
     /// never runs dry while the WINDOW frame is in flight, large enough that a reader pulling
     /// one byte at a time does not answer each byte with a frame (CVE-2019-9511).
-    pub(crate) fn on_read(&mut self, len: usize) -> Option<u32> {
+    pub(crate) fn on_read(
+        &mut self,
+        len: usize,
+        now: Instant,
+        rtt: Option<Duration>,
+    ) -> Option<u32> {
         // `len` came out of bytes that `consume` admitted, so it fits in the window.
         let len = u32::try_from(len).unwrap_or(u32::MAX);
         self.unreturned = self.unreturned.saturating_add(len);
+        if self.size < self.max {
+            self.maybe_grow(len, now, rtt);
+        }
         if self.unreturned >= (self.size / 4).max(1) {
             let credit = self.unreturned;
             self.unreturned = 0;
@@ -72,6 +96,23 @@ impl RecvWindow {
             Some(credit)
         } else {
             None
+        }
+    }
+
+    /// Doubles the window when a whole one was read within two round trips; the growth is
+    /// credit owed like what was read.
+    fn maybe_grow(&mut self, len: u32, now: Instant, rtt: Option<Duration>) {
+        match &mut self.epoch {
+            // The first read starts the first epoch: how long its bytes took is not known.
+            None => self.epoch = Some((now, 0)),
+            Some((_, read)) => *read = read.saturating_add(len),
+        }
+        let Some((start, _)) = self.epoch.filter(|&(_, read)| read >= self.size) else { return };
+        self.epoch = Some((now, 0));
+        if rtt.is_some_and(|rtt| now.saturating_duration_since(start) < 2 * rtt) {
+            let grown = self.size.min(self.max - self.size);
+            self.size += grown;
+            self.unreturned = self.unreturned.saturating_add(grown);
         }
     }
 }
@@ -235,13 +276,46 @@ mod tests {
 
     #[test]
     fn credit_returns_only_after_a_quarter_is_read() {
-        let mut w = RecvWindow::new(1000);
+        let mut w = RecvWindow::new(1000, 1000);
+        let now = Instant::now();
         assert!(w.consume(1000));
         assert!(!w.consume(1));
-        assert_eq!(w.on_read(249), None);
-        assert_eq!(w.on_read(1), Some(250));
+        assert_eq!(w.on_read(249, now, None), None);
+        assert_eq!(w.on_read(1, now, None), Some(250));
         assert!(w.consume(250));
         assert!(!w.consume(1));
+    }
+
+    #[test]
+    fn a_channel_window_doubles_up_to_its_max_when_read_within_two_round_trips() {
+        let (t0, rtt) = (Instant::now(), Some(Duration::from_millis(10)));
+        let mut w = RecvWindow::new(100, 400);
+        assert!(w.consume(100));
+        // The first read starts the measure; a window read in 100 ms (ten round trips): the
+        // reader limits, no growth.
+        assert_eq!(w.on_read(100, t0, rtt), Some(100));
+        assert!(w.consume(100));
+        assert_eq!(w.on_read(100, t0 + Duration::from_millis(100), rtt), Some(100));
+        assert_eq!(w.size(), 100);
+        // The next window in 15 ms: doubled, the growth sent as credit with what was read.
+        assert!(w.consume(100));
+        assert_eq!(w.on_read(100, t0 + Duration::from_millis(115), rtt), Some(200));
+        assert_eq!(w.size(), 200);
+        assert!(w.consume(200), "the peer has the grown window");
+        assert!(!w.consume(1));
+        // Twice more quickly: 400, the max, and no further.
+        assert_eq!(w.on_read(200, t0 + Duration::from_millis(120), rtt), Some(400));
+        assert_eq!(w.size(), 400);
+        assert!(w.consume(400));
+        assert_eq!(w.on_read(400, t0 + Duration::from_millis(121), rtt), Some(400));
+        assert_eq!(w.size(), 400);
+        // Without a max above the initial window it never grows.
+        let mut fixed = RecvWindow::new(100, 0);
+        for i in 0..10 {
+            assert!(fixed.consume(100));
+            assert_eq!(fixed.on_read(100, t0 + Duration::from_micros(i), rtt), Some(100));
+        }
+        assert_eq!(fixed.size(), 100);
     }
 
     #[test]

@@ -696,7 +696,8 @@ impl Session {
         let freed = cost - ch.unread_cost();
         self.unread_cost -= freed;
         if ch.recv == RecvState::Open {
-            if let Some(credit) = ch.window.on_read(freed) {
+            let rtt = self.keepalive.smoothed_rtt;
+            if let Some(credit) = ch.window.on_read(freed, self.now, rtt) {
                 ch.credit_owed = ch.credit_owed.saturating_add(credit);
                 if !ch.owes_window {
                     ch.owes_window = true;
@@ -1173,12 +1174,13 @@ impl Session {
     /// The state of a new channel `id`: a spare one if there is one (see `Channel::reuse`).
     fn new_channel(&mut self, id: ChannelId) -> Box<Channel> {
         let (credit, window) = (self.peer.initial_window, self.local.initial_window);
+        let max = self.config.max_channel_window;
         match self.spare_channels.pop() {
             Some(mut ch) => {
-                ch.reuse(id, credit, window);
+                ch.reuse(id, credit, window, max);
                 ch
             }
-            None => Box::new(Channel::new(id, credit, window)),
+            None => Box::new(Channel::new(id, credit, window, max)),
         }
     }
 
