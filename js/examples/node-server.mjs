@@ -8,7 +8,7 @@
 // Imported, `startNodeServer()` returns the server and what its routes counted (the tests
 // check the Rust client against it).
 import { WebSocketServer } from 'ws';
-import { ErrorCode, Session } from '../dist/index.js';
+import { ErrorCode, Session, messageLimit, resolveConfig } from '../dist/index.js';
 
 const SUBPROTOCOL = 'wsmux.v1';
 const SOURCE_MESSAGE = 64 * 1024;
@@ -69,6 +69,9 @@ export async function startNodeServer({ host = '127.0.0.1', port = 0, options = 
     port,
     path: '/mux',
     handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    // The largest message a wsmux peer may send under these options (82183 bytes by
+    // default): ws refuses larger ones before buffering them (its own default is 100 MiB).
+    maxPayload: messageLimit(resolveConfig(options)),
   });
   wss.on('connection', (socket) => {
     let session;
