@@ -107,6 +107,9 @@ export class ChannelState {
   readonly parts: InPart[] = [];
   /** Payload bytes in `parts`. */
   partsBytes = 0;
+  /** Bytes of unread parts whose session credit went back when the channel ended on the
+   * wire (they stay readable, counted against the session's held bytes instead). */
+  heldUnread = 0;
   /** Bytes of the incoming message so far (queued and reassembled): MAX_MESSAGE_SIZE and
    * "FIN inside a message" are judged on it (section 5). */
   incomingLen = 0;

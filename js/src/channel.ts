@@ -88,7 +88,12 @@ export class Channel implements AsyncIterable<Uint8Array> {
     if (signal !== undefined) {
       const onAbort = (): void => this.reset(ErrorCode.CANCEL, "aborted");
       if (signal.aborted) queueMicrotask(onAbort);
-      else signal.addEventListener("abort", onAbort, { once: true });
+      else {
+        signal.addEventListener("abort", onAbort, { once: true });
+        // A long-lived signal shared by many channels must not keep the ended ones alive.
+        const detach = (): void => signal.removeEventListener("abort", onAbort);
+        state.closed.then(detach, detach);
+      }
     }
   }
 

@@ -153,6 +153,10 @@ export class SessionCore {
   private pollTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private pingTimeout: ReturnType<typeof setTimeout> | null = null;
+  /** Bytes of unread parts of channels over on the wire (see `releaseUnread`). */
+  private unreadOfEnded = 0;
+  /** The timer that sends the next keepalive PING. */
+  private keepaliveTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     readonly transport: Transport,
@@ -220,6 +224,7 @@ export class SessionCore {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.pollTimer = null;
+    this.keepaliveTimer = null;
     this.pingTimeout = null;
   }
 
@@ -417,6 +422,10 @@ export class SessionCore {
       }
       ch.parts.shift();
       ch.partsBytes -= len;
+      if (ch.heldUnread > 0) {
+        ch.heldUnread -= len;
+        this.unreadOfEnded -= len;
+      }
       if (!part.eom) {
         ch.partial.push(part.data);
         ch.partialLen += len;
@@ -542,7 +551,13 @@ export class SessionCore {
     }
     for (const w of p.waiters) w.resolve(rtt);
     if (this.config.keepaliveInterval > 0) {
-      this.timer(() => {
+      // One keepalive timer at a time: an answered ping() re-arms it, never adds a second.
+      if (this.keepaliveTimer !== null) {
+        clearTimeout(this.keepaliveTimer);
+        this.timers.delete(this.keepaliveTimer);
+      }
+      this.keepaliveTimer = this.timer(() => {
+        this.keepaliveTimer = null;
         if (this.ping === null && this.state !== "closed") this.newPing();
       }, p.sentAt + this.config.keepaliveInterval - now);
     }
@@ -682,8 +697,32 @@ export class SessionCore {
         this.backlog--;
       }
     }
+    if (ch.parts.length > 0) this.releaseUnread(ch);
     if (this.pendingOpens.length > 0) this.schedule();
     this.checkDrained();
+  }
+
+  /**
+   * A channel over on the wire still holds unread parts (data before the peer's FIN stays
+   * readable, section 9.2): their session credit goes back now (section 8), or the peer's
+   * other channels would wait for a read that may never come. They stay readable, bounded by
+   * `maxHeldBytes` for all such channels together; past it they are dropped (a read then
+   * rejects with LIMIT).
+   */
+  private releaseUnread(ch: ChannelState): void {
+    let credit = 0;
+    for (const p of ch.parts) {
+      credit += p.cost;
+      p.cost = 0;
+    }
+    if (this.unreadOfEnded + ch.partsBytes > this.config.maxHeldBytes) {
+      const error = new ResetError(ErrorCode.LIMIT, "unread data of an ended channel dropped: the session holds too much", "local");
+      this.releaseDropped(ch.failRecv("reset", error, true));
+    } else {
+      ch.heldUnread = ch.partsBytes;
+      this.unreadOfEnded += ch.partsBytes;
+    }
+    this.returnRead(null, credit);
   }
 
   private newChannel(id: number, local: boolean, route: string, metadata: Uint8Array, credit: number): ChannelState {

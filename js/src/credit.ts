@@ -127,7 +127,8 @@ export class RecvWindow {
     const cap = MAX_U32 - (this.granted - this.used);
     const inc = Math.min(this.unreturned + extra, cap);
     if (inc <= 0) return 0;
-    this.unreturned = 0;
+    // What the cap held back stays owed, for a later WINDOW.
+    this.unreturned = this.unreturned + extra - inc;
     this.granted += inc;
     return inc;
   }

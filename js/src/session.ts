@@ -144,6 +144,10 @@ export class Session {
   #incomingController: ReadableStreamDefaultController<Channel> | null = null;
   #incomingOpen = true;
   #incomingEnded = false;
+  #incomingClosed = false;
+  /** Channels the peer opened, not yet handed to the application (the stream pulls). */
+  #pending: ChannelState[] = [];
+  #pullWaiting = false;
 
   /** Resolves once the peer's SETTINGS arrived (section 6); rejects if the session ends first. */
   readonly ready: Promise<void>;
@@ -172,15 +176,25 @@ export class Session {
     this.ready = quiet(this.#ready.promise);
     this.closed = quiet(this.#closed.promise);
     this.incoming = asyncIterable(
-      new ReadableStream<Channel>({
-        start: (controller) => {
-          this.#incomingController = controller;
+      // Pulled, not pushed: a channel is handed on only when the application asks, so one
+      // the peer opened and ended before that is dropped, not kept in the stream's queue.
+      new ReadableStream<Channel>(
+        {
+          start: (controller) => {
+            this.#incomingController = controller;
+          },
+          pull: () => {
+            this.#pullWaiting = true;
+            this.#deliver();
+          },
+          cancel: () => {
+            this.#incomingOpen = false;
+            this.#incomingEnded = true;
+            this.#incomingClosed = true;
+          },
         },
-        cancel: () => {
-          this.#incomingOpen = false;
-          this.#incomingEnded = true;
-        },
-      }),
+        { highWaterMark: 0 },
+      ),
     );
     this.#core = new SessionCore(transport, role, options, {
       incoming: (ch) => this.#onIncoming(ch),
@@ -312,14 +326,33 @@ export class Session {
       this.#core.refuseChannel(state, ErrorCode.REFUSED, "the application accepts no more channels");
       return;
     }
-    this.#incomingController.enqueue(new Channel(this.#core, state));
+    // Channels reset while waiting leave the queue (the backlog no longer counts them).
+    if (this.#pending.length >= 64) this.#pending = this.#pending.filter((p) => !resetBeforeTaken(p));
+    this.#pending.push(state);
+    this.#deliver();
+  }
+
+  /** Hands the next waiting channel to a pending read of `incoming`; closes it at the end. */
+  #deliver(): void {
+    const controller = this.#incomingController;
+    if (controller === null || this.#incomingClosed) return;
+    while (this.#pullWaiting && this.#pending.length > 0) {
+      const state = this.#pending.shift() as ChannelState;
+      if (resetBeforeTaken(state)) continue; // reset before anyone asked: nothing to hand on
+      this.#pullWaiting = false;
+      controller.enqueue(new Channel(this.#core, state));
+    }
+    if (this.#incomingEnded && this.#pending.length === 0) {
+      this.#incomingClosed = true;
+      controller.close();
+    }
   }
 
   #endIncoming(): void {
     if (this.#incomingEnded) return;
     this.#incomingEnded = true;
     this.#incomingOpen = false;
-    this.#incomingController?.close();
+    this.#deliver(); // closes once what arrived before the end is handed on
   }
 
   #onClosed(error: SessionError | null): void {
@@ -411,4 +444,12 @@ export function connect(url: string, options: ConnectOptions = {}): Promise<Sess
     socket.addEventListener("close", onClose);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/**
+ * A channel the peer opened and that was over before the application took it, with nothing to
+ * read: reset or stopped (one that arrived complete stays acceptable and readable, section 9.3).
+ */
+function resetBeforeTaken(state: ChannelState): boolean {
+  return state.released && (state.recv === "reset" || state.recv === "stopped");
 }
