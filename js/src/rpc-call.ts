@@ -102,6 +102,13 @@ export class ClientCall {
       signal.addEventListener("abort", onAbort, { once: true });
       this.#cleanups.push(() => signal.removeEventListener("abort", onAbort));
     }
+    // A reset or the session's end settles the call even when nobody reads its answers
+    // (`done` of a stream nobody iterates). Once the callee's FIN has arrived, its answers and
+    // STATUS stay readable through a later reset (section 9.2): reading decides then.
+    const channel = this.#channel;
+    channel.closed.catch((e: unknown) => {
+      if (channel.stats().recv !== "finished") this.fail(statusOfChannelError(e));
+    });
   }
 
   /** Settles with the outcome: resolves on OK, rejects with the {@link RpcError}. */

@@ -76,3 +76,27 @@ test('unread parts of a channel over on the wire give their session credit back,
   assert.equal(session.stats().peerCredit, 65536);
   kill(socket);
 });
+
+test('done of a stream nobody iterates settles when the callee resets or the session is lost', async () => {
+  const { Router, RpcClient, StatusCode } = await import('../dist/index.js');
+  const { startServer, connectTo } = await import('./rpc-helpers.mjs');
+  const server = await startServer((session) => {
+    new Router()
+      .serverStreaming('never', async function* (_req, ctx) {
+        await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+      })
+      .serve(session);
+  });
+  try {
+    const session = await connectTo(server.url);
+    const client = new RpcClient(session);
+    const call = client.serverStreaming('never', 1);
+    const bidi = client.bidi('never');
+    await settle(new Promise((r) => setTimeout(r, 50)));
+    for (const s of server.sessions) s.close(ErrorCode.INTERNAL, 'server going down');
+    await assert.rejects(settle(call.done), (e) => e.code === StatusCode.UNAVAILABLE || e.code === StatusCode.UNKNOWN || e.code === StatusCode.CANCELLED);
+    await assert.rejects(settle(bidi.done));
+  } finally {
+    await server.close();
+  }
+});
