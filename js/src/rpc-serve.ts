@@ -113,11 +113,17 @@ export class ServerCall {
     this.#cleanups.push(watchReset(ch, () => this.#fail(reset, "silent")));
   }
 
-  /** Runs the call; resolves once its end is decided (the handler may still be running). */
+  /**
+   * Runs the call. Its end is decided (answer, STATUS, deadline, cancellation) as soon as it
+   * can be; the promise resolves only once the handler has returned too, so that a bound on
+   * calls in flight counts the handlers still running (one that ignores its AbortSignal holds
+   * its place until it returns: JavaScript cannot stop it).
+   */
   async run(): Promise<void> {
     this.#ch.accept();
     const work = this.#work().catch((e: unknown) => this.#handlerFailed(e));
     await Promise.race([work, this.#ended.promise]);
+    await work;
   }
 
   async #work(): Promise<void> {
