@@ -45,6 +45,8 @@ export function longTimeout(ms: number, fn: () => void): () => void {
   let handle: ReturnType<typeof setTimeout>;
   const arm = (left: number): void => {
     handle = setTimeout(() => (left > MAX_TIMER ? arm(left - MAX_TIMER) : fn()), Math.min(left, MAX_TIMER));
+    // A deadline alone never keeps a Node process alive (the session's socket does).
+    (handle as { unref?: () => void }).unref?.();
   };
   arm(ms);
   return () => clearTimeout(handle);
