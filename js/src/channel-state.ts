@@ -80,6 +80,8 @@ export class ChannelState {
   openSent: boolean;
   /** For channels the peer opened: waiting in the accept backlog. */
   inBacklog = false;
+  /** For channels the peer opened: the application accepted it (counted once). */
+  accepted = false;
   /** No longer in the session's map of channels. */
   released = false;
 

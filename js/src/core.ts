@@ -692,10 +692,11 @@ export class SessionCore {
       if (ch.openSent) this.localOpen--;
     } else {
       this.remoteOpen--;
-      if (ch.inBacklog) {
-        ch.inBacklog = false;
-        this.backlog--;
-      }
+      // One reset before the application took it has nothing to hand on: it leaves the
+      // backlog (the session skips it). One with a whole request to read (a STOP after it,
+      // say) stays counted until handed on: the backlog's bound keeps a peer from piling
+      // such channels up.
+      if (ch.recv === "reset" || ch.recv === "stopped") this.leaveBacklog(ch);
     }
     if (ch.parts.length > 0) this.releaseUnread(ch);
     if (this.pendingOpens.length > 0) this.schedule();
@@ -806,12 +807,20 @@ export class SessionCore {
     return ch.waitFinished();
   }
 
-  /** The application took a peer-opened channel. */
+  /** The application accepted a peer-opened channel (it leaves the backlog if still in it). */
   acceptChannel(ch: ChannelState): void {
+    if (!ch.accepted) {
+      ch.accepted = true;
+      this.counters.channelsAccepted++;
+    }
+    this.leaveBacklog(ch);
+  }
+
+  /** A peer-opened channel was handed to the application, or dropped before it could be. */
+  leaveBacklog(ch: ChannelState): void {
     if (ch.inBacklog) {
       ch.inBacklog = false;
       this.backlog--;
-      this.counters.channelsAccepted++;
     }
   }
 

@@ -327,7 +327,7 @@ export class Session {
       return;
     }
     // Channels reset while waiting leave the queue (the backlog no longer counts them).
-    if (this.#pending.length >= 64) this.#pending = this.#pending.filter((p) => !resetBeforeTaken(p));
+    if (this.#pending.length >= 64) this.#pending = this.#pending.filter((p) => !this.#dropIfReset(p));
     this.#pending.push(state);
     this.#deliver();
   }
@@ -338,14 +338,22 @@ export class Session {
     if (controller === null || this.#incomingClosed) return;
     while (this.#pullWaiting && this.#pending.length > 0) {
       const state = this.#pending.shift() as ChannelState;
-      if (resetBeforeTaken(state)) continue; // reset before anyone asked: nothing to hand on
+      if (this.#dropIfReset(state)) continue; // reset before anyone asked: nothing to hand on
       this.#pullWaiting = false;
+      this.#core.leaveBacklog(state); // the application has it now
       controller.enqueue(new Channel(this.#core, state));
     }
     if (this.#incomingEnded && this.#pending.length === 0) {
       this.#incomingClosed = true;
       controller.close();
     }
+  }
+
+  /** Drops a waiting channel that was reset before the application took it; true if so. */
+  #dropIfReset(state: ChannelState): boolean {
+    if (!resetBeforeTaken(state)) return false;
+    this.#core.leaveBacklog(state);
+    return true;
   }
 
   #endIncoming(): void {
